@@ -1,0 +1,1 @@
+"""storefuse_tools."""
