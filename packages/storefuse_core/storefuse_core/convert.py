@@ -1,0 +1,122 @@
+"""Domain records <-> ROS messages, for rclpy classes and rosbags classes alike.
+
+Both kinds are built with keyword arguments and read by attribute, so one set of functions
+serves the live nodes and the offline replay; only the class lookup and the numeric-array
+container differ (MsgFactory).
+"""
+from __future__ import annotations
+
+import array
+import importlib
+
+import numpy as np
+
+from storefuse_core.events import Candidate, GateEvent, PlateBlock, Receipt, ReceiptLine, ShelfEvent
+
+P = "storefuse_interfaces/msg/"
+
+
+class MsgFactory:
+    def __init__(self, resolve, rclpy_arrays: bool):
+        self.resolve = resolve
+        self.rclpy_arrays = rclpy_arrays
+
+    def __call__(self, name: str, **fields):
+        return self.resolve(name)(**fields)
+
+    def array(self, values: np.ndarray, typecode: str):
+        """rclpy takes array.array without per-element checks; rosbags wants numpy."""
+        dtype = {"f": np.float32, "d": np.float64, "q": np.int64, "B": np.uint8}[typecode]
+        values = np.ascontiguousarray(values, dtype=dtype).ravel()
+        if self.rclpy_arrays:
+            out = array.array(typecode)
+            out.frombytes(values.tobytes())
+            return out
+        return values
+
+
+def rclpy_factory() -> MsgFactory:
+    def resolve(name: str):
+        pkg, kind, cls = name.split("/")
+        return getattr(importlib.import_module(f"{pkg}.{kind}"), cls)
+    return MsgFactory(resolve, rclpy_arrays=True)
+
+
+def rosbags_factory(typestore) -> MsgFactory:
+    return MsgFactory(lambda name: typestore.types[name], rclpy_arrays=False)
+
+
+def stamp_ns(t) -> int:
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def time_msg(f: MsgFactory, ns: int):
+    return f("builtin_interfaces/msg/Time", sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def header(f: MsgFactory, ns: int, frame_id: str):
+    return f("std_msgs/msg/Header", stamp=time_msg(f, ns), frame_id=frame_id)
+
+
+# ---- PlateWeights ------------------------------------------------------------------------------
+def block_to_msg(f: MsgFactory, b: PlateBlock, frame_id: str):
+    return f(P + "PlateWeights", header=header(f, int(b.stamps_ns[0]), frame_id), board_id=b.board_id,
+             plate_count=int(b.grams.shape[1]), first_seq=int(b.first_seq),
+             stamps_ns=f.array(b.stamps_ns, "q"), grams=f.array(b.grams, "f"),
+             plate_status=f.array(b.plate_status, "B"))
+
+
+def block_from_msg(m) -> PlateBlock:
+    stamps = np.asarray(m.stamps_ns, dtype=np.int64)
+    grams = np.asarray(m.grams, dtype=np.float32).reshape(len(stamps), int(m.plate_count))
+    return PlateBlock(m.board_id, int(m.first_seq), stamps, grams, np.asarray(m.plate_status, dtype=np.uint8))
+
+
+# ---- ShelfEvent --------------------------------------------------------------------------------
+def shelf_event_to_msg(f: MsgFactory, e: ShelfEvent):
+    cands = [f(P + "ProductCandidate", sku=c.sku, name=c.name, qty=c.qty, unit_grams=c.unit_grams,
+               probability=c.probability) for c in e.candidates]
+    return f(P + "ShelfEvent", header=header(f, e.stamp_ns, f"{e.shelf_id}_link"), event_id=e.event_id,
+             start=time_msg(f, e.start_ns), gondola_id=e.gondola_id, shelf_id=e.shelf_id,
+             plate_ids=list(e.plate_ids), plate_deltas_grams=f.array(np.array(e.plate_deltas), "d"),
+             delta_grams=e.delta_grams, noise_sd=e.noise_sd, kind=e.kind, candidates=cands)
+
+
+def shelf_event_from_msg(m) -> ShelfEvent:
+    return ShelfEvent(m.event_id, stamp_ns(m.header.stamp), stamp_ns(m.start), m.gondola_id, m.shelf_id,
+                      list(m.plate_ids), [float(v) for v in m.plate_deltas_grams], float(m.delta_grams),
+                      float(m.noise_sd), int(m.kind),
+                      [Candidate(c.sku, c.name, int(c.qty), float(c.unit_grams), float(c.probability))
+                       for c in m.candidates])
+
+
+# ---- GateEvent ---------------------------------------------------------------------------------
+def gate_event_to_msg(f: MsgFactory, e: GateEvent):
+    return f(P + "GateEvent", header=header(f, e.stamp_ns, f"{e.gate_id}_link"), gate_id=e.gate_id,
+             direction=e.direction, session_id=e.session_id, token_hash=e.token_hash,
+             party_size=e.party_size, staff=e.staff, seq=e.seq)
+
+
+def gate_event_from_msg(m) -> GateEvent:
+    return GateEvent(stamp_ns(m.header.stamp), m.gate_id, int(m.direction), m.session_id, m.token_hash,
+                     int(m.party_size), bool(m.staff), int(m.seq))
+
+
+# ---- Receipt -----------------------------------------------------------------------------------
+def receipt_to_msg(f: MsgFactory, r: Receipt):
+    lines = [f(P + "ReceiptLine", sku=ln.sku, name=ln.name, qty=ln.qty, unit_price=ln.unit_price,
+               confidence=ln.confidence, evidence_ids=list(ln.evidence_ids)) for ln in r.lines]
+    return f(P + "Receipt", header=header(f, r.stamp_ns, "map"), session_id=r.session_id, status=r.status,
+             status_reason=r.status_reason, revision=r.revision, lines=lines, total=r.total,
+             currency=r.currency, confidence=r.confidence)
+
+
+def receipt_from_msg(m) -> Receipt:
+    lines = [ReceiptLine(ln.sku, ln.name, int(ln.qty), float(ln.unit_price), float(ln.confidence),
+                         list(ln.evidence_ids)) for ln in m.lines]
+    return Receipt(m.session_id, stamp_ns(m.header.stamp), int(m.status), m.status_reason, int(m.revision),
+                   lines, float(m.total), m.currency, float(m.confidence))
+
+
+def watermark_to_msg(f: MsgFactory, source: str, ns: int):
+    return f(P + "Watermark", header=header(f, ns, source))

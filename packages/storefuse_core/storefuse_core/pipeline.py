@@ -1,0 +1,56 @@
+"""The one fusion pipeline: stamp-ordered inputs -> receipts, for the live node and for replay.
+
+Gate events are ordered by their stamp; shelf events by the stamp at which the change *started*,
+so an item taken just before the exit scan lands on the receipt even though it settles after it.
+"""
+from __future__ import annotations
+
+from storefuse_core.events import OPEN, GateEvent, Receipt, ShelfEvent
+from storefuse_core.layout import Store
+from storefuse_core.ledger import Ledger
+from storefuse_core.receipt import ReceiptBook
+from storefuse_core.reorder import ReorderBuffer
+
+
+def sources_for(store: Store) -> list[str]:
+    return sorted(store.gates) + sorted(store.boards)
+
+
+class FusionPipeline:
+    def __init__(self, store: Store, ledger: Ledger | None = None, max_wait_s: float = 3.0,
+                 review_threshold: float = 0.9, sources: list[str] | None = None):
+        self.store = store
+        self.book = ReceiptBook(store, ledger, review_threshold)
+        self.buffer = ReorderBuffer(sources if sources is not None else sources_for(store), int(max_wait_s * 1e9))
+
+    def push_gate(self, ev: GateEvent, now_ns: int = 0) -> None:
+        self.buffer.push((ev.stamp_ns, 0, ev.gate_id, ev.seq), ev, now_ns)
+        self.buffer.advance(ev.gate_id, ev.stamp_ns)
+
+    def push_shelf(self, ev: ShelfEvent, now_ns: int = 0) -> None:
+        self.buffer.push((ev.start_ns, 1, ev.event_id), ev, now_ns)
+
+    def advance(self, source: str, watermark_ns: int) -> None:
+        self.buffer.advance(source, watermark_ns)
+
+    def step(self, now_ns: int) -> list[Receipt]:
+        return self._apply(self.buffer.pop_ready(now_ns))
+
+    def finish(self, stamp_ns: int, reason: str = "end_of_bag") -> list[Receipt]:
+        """Drain everything and close the sessions still open (e.g. at the end of a bag)."""
+        out = self._apply(self.buffer.flush())
+        return out + self.book.finalize_open(stamp_ns, reason)
+
+    def _apply(self, items) -> list[Receipt]:
+        out = []
+        for item in items:
+            r = self.book.apply_gate(item) if isinstance(item, GateEvent) else self.book.apply_shelf(item)
+            if r is not None:
+                out.append(r)
+        return out
+
+
+def finals_json(receipts: list[Receipt]) -> list[dict]:
+    """Final receipts as the command-line contract prints them: by final stamp, then session id."""
+    finals = {r.session_id: r for r in receipts if r.status != OPEN}
+    return [r.as_json() for r in sorted(finals.values(), key=lambda r: (r.stamp_ns, r.session_id))]

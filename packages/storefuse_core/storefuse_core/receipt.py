@@ -1,0 +1,198 @@
+"""Receipts: one open receipt per session, built as a fold over the append-only ledger.
+
+Inputs arrive in stamp order (see reorder.py). Each input becomes at most one ledger row, keyed so a
+redelivered input is a no-op; the receipts are always recomputed from the rows, so a restarted
+node rebuilds exactly what it had. Attribution here is by presence: the payer is the open session
+that was inside when the shelf change started (tracking refines it later).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from storefuse_core.events import (ENTRY, FINAL, NEEDS_REVIEW, OPEN, PICK, REVIEWED, GateEvent,
+                                   Receipt, ReceiptLine, ShelfEvent)
+from storefuse_core.layout import Store
+from storefuse_core.ledger import Ledger
+
+
+@dataclass
+class _Line:
+    sku: str
+    name: str
+    unit_price: float
+    qty: int = 0
+    confidence: float = 1.0
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Session:
+    session_id: str
+    token_hash: str
+    entry_ns: int
+    staff: bool
+    party_size: int
+    lines: dict[str, _Line] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    revision: int = 0
+    last_ns: int = 0
+    closed: bool = False
+    status: int = OPEN
+    reason: str = ""
+
+
+@dataclass
+class BookStats:
+    events: int = 0
+    duplicates: int = 0
+    unattributed: int = 0
+    unmatched_exits: int = 0
+    unexplained: int = 0
+    staff_events: int = 0
+
+
+class ReceiptBook:
+    def __init__(self, store: Store, ledger: Ledger | None = None, review_threshold: float = 0.9):
+        self.store = store
+        self.ledger = ledger or Ledger()
+        self.review_threshold = review_threshold
+        self.sessions: dict[str, _Session] = {}
+        self.stats = BookStats()
+        for row in self.ledger.entries():
+            self._fold(*row)
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def apply_gate(self, ev: GateEvent) -> Receipt | None:
+        if ev.direction == ENTRY:
+            body = {"token_hash": ev.token_hash, "staff": ev.staff, "party_size": ev.party_size,
+                    "gate_id": ev.gate_id}
+            return self._write(f"open/{ev.session_id}", ev.session_id, ev.stamp_ns, "open", body)
+        session = self._exit_session(ev)
+        if session is None:
+            self.stats.unmatched_exits += 1
+            return None
+        return self._write(f"close/{session.session_id}", session.session_id, ev.stamp_ns, "close",
+                           {"reason": "exit", "gate_id": ev.gate_id})
+
+    def apply_shelf(self, ev: ShelfEvent) -> Receipt | None:
+        self.stats.events += 1
+        key = f"event/{ev.event_id}"
+        if self.ledger.has(key):
+            self.stats.duplicates += 1
+            return None
+        inside = [s for s in self.sessions.values() if not s.closed and s.entry_ns <= ev.start_ns]
+        evidence = {"event_id": ev.event_id, "delta_grams": ev.delta_grams, "kind": ev.kind,
+                    "candidates": [[c.sku, c.qty, round(c.probability, 6)] for c in ev.candidates]}
+        if not inside:
+            self.stats.unattributed += 1
+            self.ledger.append(key, "", ev.stamp_ns, "unattributed", evidence)
+            return None
+        payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
+        attribution = 1.0 / len(inside)
+        evidence["attribution"] = round(attribution, 6)
+        if payer.staff:
+            self.stats.staff_events += 1
+            return self._write(key, payer.session_id, ev.stamp_ns, "staff", evidence)
+        choice = self._choose(payer, ev)
+        if choice is None:
+            self.stats.unexplained += 1
+            return self._write(key, payer.session_id, ev.stamp_ns, "unexplained", evidence)
+        cand, prob = choice
+        product = self.store.products[cand.sku]
+        qty = cand.qty if ev.kind == PICK else -cand.qty
+        body = dict(evidence, sku=cand.sku, name=product.name, unit_price=product.price, qty=qty,
+                    confidence=round(prob * attribution, 6))
+        return self._write(key, payer.session_id, ev.stamp_ns, "line", body)
+
+    def finalize_open(self, stamp_ns: int, reason: str = "end_of_bag") -> list[Receipt]:
+        out = []
+        for s in sorted(self.sessions.values(), key=lambda s: (s.entry_ns, s.session_id)):
+            if not s.closed:
+                r = self._write(f"close/{s.session_id}", s.session_id, stamp_ns, "close", {"reason": reason})
+                if r is not None:
+                    out.append(r)
+        return out
+
+    def resolve_review(self, session_id: str, lines: list[ReceiptLine], reviewer: str, note: str,
+                       stamp_ns: int) -> Receipt:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise KeyError(f"no session {session_id!r}")
+        body = {"lines": [[ln.sku, ln.qty] for ln in lines], "reviewer": reviewer, "note": note}
+        key = f"review/{session_id}/{s.revision}"
+        receipt = self._write(key, session_id, stamp_ns, "review", body)
+        return receipt or self.receipt(session_id)
+
+    # ---- state --------------------------------------------------------------------------------
+    def receipt(self, session_id: str) -> Receipt:
+        s = self.sessions[session_id]
+        lines = [ReceiptLine(ln.sku, ln.name, ln.qty, ln.unit_price, round(ln.confidence, 6), list(ln.evidence))
+                 for ln in s.lines.values() if ln.qty > 0]
+        confidence = 1.0
+        for ln in lines:
+            confidence *= ln.confidence
+        if s.flags:
+            confidence = min(confidence, 0.5)
+        total = round(sum(ln.qty * ln.unit_price for ln in lines), 2)
+        return Receipt(s.session_id, s.last_ns, s.status, s.reason, s.revision, lines, total,
+                       self.store.currency, round(confidence, 6))
+
+    def open_sessions(self) -> list[str]:
+        return [s.session_id for s in self.sessions.values() if not s.closed]
+
+    def _exit_session(self, ev: GateEvent) -> _Session | None:
+        open_ = [s for s in self.sessions.values() if not s.closed and s.entry_ns <= ev.stamp_ns]
+        by_token = [s for s in open_ if s.token_hash == ev.token_hash]
+        if by_token:
+            return by_token[0]
+        shoppers = [s for s in open_ if not s.staff]
+        return shoppers[0] if len(shoppers) == 1 else None
+
+    def _choose(self, s: _Session, ev: ShelfEvent):
+        if not ev.candidates:
+            return None
+        if ev.kind == PICK:
+            return ev.candidates[0], ev.candidates[0].probability
+        held = [(c.probability, c) for c in ev.candidates if s.lines.get(c.sku) and s.lines[c.sku].qty >= c.qty]
+        if not held:
+            return None
+        total = sum(p for p, _ in held)
+        prob, cand = max(held, key=lambda item: (item[0], item[1].sku))
+        return cand, min(1.0, prob / max(total, 1e-12)) * min(1.0, total / 0.5)
+
+    def _write(self, key, session_id, stamp_ns, kind, body) -> Receipt | None:
+        if not self.ledger.append(key, session_id, stamp_ns, kind, body):
+            self.stats.duplicates += 1
+            return None
+        self._fold(key, session_id, stamp_ns, kind, body)
+        return self.receipt(session_id) if session_id in self.sessions else None
+
+    def _fold(self, key, session_id, stamp_ns, kind, body) -> None:
+        if kind == "open":
+            self.sessions[session_id] = _Session(session_id, body["token_hash"], stamp_ns, body["staff"],
+                                                 body["party_size"], last_ns=stamp_ns)
+            return
+        s = self.sessions.get(session_id)
+        if s is None:
+            return
+        s.revision += 1
+        s.last_ns = stamp_ns
+        if kind == "line":
+            line = s.lines.setdefault(body["sku"], _Line(body["sku"], body["name"], body["unit_price"]))
+            line.qty += body["qty"]
+            line.confidence *= body["confidence"]
+            line.evidence.append(body["event_id"])
+        elif kind == "unexplained":
+            s.flags.append(body["event_id"])
+        elif kind == "close":
+            s.closed = True
+            r = self.receipt(session_id)
+            s.status = FINAL if r.confidence >= self.review_threshold else NEEDS_REVIEW
+            s.reason = body["reason"] if s.status == FINAL else f"{body['reason']},low_confidence"
+        elif kind == "review":
+            s.lines = {}
+            for sku, qty in body["lines"]:
+                p = self.store.products[sku]
+                s.lines[sku] = _Line(sku, p.name, p.price, qty, 1.0, [key])
+            s.flags = []
+            s.status, s.reason = REVIEWED, f"reviewed by {body['reviewer']}"
