@@ -21,8 +21,8 @@ class MsgFactory:
         self.resolve = resolve
         self.rclpy_arrays = rclpy_arrays
 
-    def __call__(self, name: str, **fields):
-        return self.resolve(name)(**fields)
+    def __call__(self, msgtype: str, /, **fields):
+        return self.resolve(msgtype)(**fields)
 
     def array(self, values: np.ndarray, typecode: str):
         """rclpy takes array.array without per-element checks; rosbags wants numpy."""

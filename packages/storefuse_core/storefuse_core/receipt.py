@@ -87,8 +87,7 @@ class ReceiptBook:
             self.stats.unattributed += 1
             self.ledger.append(key, "", ev.stamp_ns, "unattributed", evidence)
             return None
-        payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
-        attribution = 1.0 / len(inside)
+        payer, attribution = self._attribute(inside, ev)
         evidence["attribution"] = round(attribution, 6)
         if payer.staff:
             self.stats.staff_events += 1
@@ -147,6 +146,17 @@ class ReceiptBook:
             return by_token[0]
         shoppers = [s for s in open_ if not s.staff]
         return shoppers[0] if len(shoppers) == 1 else None
+
+    def _attribute(self, inside: list[_Session], ev: ShelfEvent) -> tuple[_Session, float]:
+        """Presence-only attribution: a put-back goes to whoever holds one of the candidates; anything
+        else to the latest arrival, with a probability that says how ambiguous that was."""
+        if ev.kind != PICK:
+            holders = [s for s in inside if any(s.lines.get(c.sku) and s.lines[c.sku].qty >= c.qty
+                                                for c in ev.candidates)]
+            if holders:
+                inside = holders
+        payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
+        return payer, 1.0 / len(inside)
 
     def _choose(self, s: _Session, ev: ShelfEvent):
         if not ev.candidates:

@@ -1,0 +1,61 @@
+"""Scoring receipts against ground truth (the 2020 AutoCheckout definition: a line is a hit when
+product, quantity and payer are right).
+
+Receipts are matched to true visits by their exit stamp (the final receipt is stamped with the exit
+scan), then by order for receipts without an exit (end of bag).
+"""
+from __future__ import annotations
+
+
+def _lines(lines) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for ln in lines:
+        out[ln["sku"]] = out.get(ln["sku"], 0) + int(ln["qty"])
+    return {k: v for k, v in out.items() if v > 0}
+
+
+def match(ground_truth: dict, receipts: list[dict], tolerance_ns: int = 1_000_000_000):
+    """Pairs (visit, receipt or None), one per true visit, plus the receipts nobody matched."""
+    free = list(receipts)
+    pairs = []
+    for visit in ground_truth["visits"]:
+        best = None
+        for r in free:
+            stamp = r.get("final_stamp_ns")
+            if stamp is not None and abs(stamp - visit["exit_ns"]) <= tolerance_ns:
+                if best is None or abs(stamp - visit["exit_ns"]) < abs(best["final_stamp_ns"] - visit["exit_ns"]):
+                    best = r
+        if best is not None:
+            free.remove(best)
+        pairs.append((visit, best))
+    return pairs, free
+
+
+def score(ground_truth: dict, receipts: list[dict]) -> dict:
+    pairs, extra = match(ground_truth, receipts)
+    hits = predicted = actual = exact = reviews = unreviewed = unreviewed_exact = 0
+    for visit, r in pairs:
+        truth = _lines(visit["lines"])
+        got = _lines(r["lines"]) if r else {}
+        actual += sum(truth.values())
+        predicted += sum(got.values())
+        hits += sum(min(q, got.get(sku, 0)) for sku, q in truth.items())
+        is_exact = r is not None and got == truth
+        exact += is_exact
+        if r is not None and r["status"] == "NEEDS_REVIEW":
+            reviews += 1
+        elif r is not None:
+            unreviewed += 1
+            unreviewed_exact += is_exact
+    for r in extra:
+        predicted += sum(_lines(r["lines"]).values())
+    visits = len(pairs)
+    precision = hits / predicted if predicted else 1.0
+    recall = hits / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "visits": visits, "exact_receipts": exact, "unmatched_receipts": len(extra),
+        "line_precision": round(precision, 6), "line_recall": round(recall, 6), "line_f1": round(f1, 6),
+        "reviews_per_1000": round(1000.0 * reviews / visits, 3) if visits else 0.0,
+        "unreviewed_exact": round(unreviewed_exact / unreviewed, 6) if unreviewed else 1.0,
+    }

@@ -1,0 +1,112 @@
+"""What the store's devices put on their serial lines, sample by sample.
+
+Load cells: raw ADC counts = offset + grams / grams_per_count, with per-plate noise (heavy-tailed
+across plates like the real AiFi plates: median ~0.7 g), slow drift, integer quantisation and the
+hand's press while an item is taken. Gate readers: ENTRY/EXIT frames plus heartbeats.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from storefuse_core.frame import gate_frame, scale_frame
+from storefuse_core.simulation.world import T0_NS, World, ns
+
+HEARTBEAT_S = 0.5
+
+
+class ScaleBoardSim:
+    def __init__(self, world: World, board_id: str, index: int):
+        store, sensors = world.store, world.scenario.sensors
+        self.board_id = board_id
+        self.plates = store.board_plates(board_id)
+        self.rate = sensors["plate_rate_hz"]
+        self.phase_ns = index * 1_000_000 + 137_000
+        rng = np.random.default_rng([world.scenario.seed, index, 1])
+        self.rng = rng
+        med = sensors["plate_noise_g"]
+        self.noise = med * np.exp(rng.normal(0.0, 0.6, len(self.plates)))
+        self.drift = sensors["plate_drift_g_per_h"] / 3600.0 * rng.choice([-1.0, 1.0], len(self.plates))
+        off, gain, _ = world.calibration.arrays(self.plates)
+        self.offset, self.gain = off, np.where(gain > 0, gain, 0.24)
+        self.base = np.array([world.initial_load[p] for p in self.plates])
+        col = {p: i for i, p in enumerate(self.plates)}
+        self.steps = [(ns(s.t_s), col[s.plate], s.grams) for s in world.timeline.steps if s.plate in col]
+        self.touches = [(ns(t.t0_s), ns(t.t1_s), col[t.plate], t.grams)
+                        for t in world.timeline.touches if t.plate in col]
+        self.dead = [col[f["plate"]] for f in world.scenario.faults
+                     if f["kind"] == "plate_dead" and f["plate"] in col]
+        self.garbage = sum(float(f.get("rate", 0.01)) for f in world.scenario.faults
+                           if f["kind"] == "serial_garbage" and f.get("device") == board_id)
+        self.seq = 0
+        self.next_k = 0
+
+    def frames_until(self, t_end_ns: int) -> list[tuple[int, bytes]]:
+        """Frames for every sample time < t_end_ns not yet produced (in time order)."""
+        period = 1e9 / self.rate
+        k_end = int(np.ceil((t_end_ns - T0_NS - self.phase_ns) / period))
+        if k_end <= self.next_k:
+            return []
+        k = np.arange(self.next_k, k_end)
+        self.next_k = k_end
+        t = (T0_NS + self.phase_ns + np.round(k * period / 1000.0).astype(np.int64) * 1000).astype(np.int64)
+        load = np.tile(self.base, (len(t), 1))
+        for ts, c, g in self.steps:
+            load[t >= ts, c] += g
+        for t0, t1, c, g in self.touches:
+            rise = np.clip((t - t0) / 0.15e9, 0.0, 1.0) * np.clip((t1 - t) / 0.1e9, 0.0, 1.0)
+            load[:, c] += g * rise
+        secs = (t - T0_NS)[:, None] / 1e9
+        load += self.drift[None, :] * secs + self.rng.normal(0.0, 1.0, load.shape) * self.noise[None, :]
+        counts = np.round(self.offset[None, :] + load / self.gain[None, :]).astype(np.int64)
+        for c in self.dead:
+            counts[:, c] = int(self.offset[c])
+        out = []
+        for ti, row in zip(t.tolist(), counts):
+            self.seq += 1
+            frame = scale_frame(self.seq, ti, row)
+            if self.garbage and self.rng.random() < self.garbage:
+                frame = _corrupt(frame, self.rng)
+            out.append((ti, frame))
+        return out
+
+
+class GateSim:
+    def __init__(self, world: World, gate_id: str):
+        self.gate_id = gate_id
+        reads = [(ns(r.t_s), r) for r in world.timeline.reads if r.gate_id == gate_id]
+        beats = [(ns(k * HEARTBEAT_S), None) for k in range(int(world.timeline.end_s / HEARTBEAT_S) + 1)]
+        self.queue = sorted(reads + beats, key=lambda item: (item[0], item[1] is None))
+        self.pos = 0
+        self.seq = 0
+
+    def frames_until(self, t_end_ns: int) -> list[tuple[int, bytes]]:
+        out = []
+        while self.pos < len(self.queue) and self.queue[self.pos][0] < t_end_ns:
+            t, read = self.queue[self.pos]
+            self.pos += 1
+            self.seq += 1
+            if read is None:
+                out.append((t, gate_frame(self.seq, t, "HB")))
+            else:
+                out.append((t, gate_frame(self.seq, t, read.action, read.token, read.party, read.staff)))
+        return out
+
+
+def _corrupt(frame: bytes, rng) -> bytes:
+    """Line noise: a flipped byte (checksum catches it) or a truncated frame."""
+    b = bytearray(frame)
+    if rng.random() < 0.5:
+        i = int(rng.integers(1, max(2, len(b) - 2)))
+        b[i] = (b[i] + 1 + int(rng.integers(0, 90))) % 128 or 33
+        return bytes(b)
+    return bytes(b[: int(rng.integers(1, len(b) - 2))]) + b"\r\n"
+
+
+def devices(world: World) -> dict[str, object]:
+    """Every serial device of the store: scale boards and gate readers, by device id."""
+    out: dict[str, object] = {}
+    for i, board in enumerate(world.store.boards):
+        out[board] = ScaleBoardSim(world, board, i)
+    for gate in sorted(world.store.gates):
+        out[gate] = GateSim(world, gate)
+    return out

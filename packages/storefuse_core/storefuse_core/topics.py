@@ -1,0 +1,27 @@
+"""Topic names (under the store namespace, /store by default) and their message types."""
+NS = "/store"
+GATE_EVENTS = f"{NS}/gates/events"
+GATE_WATERMARK = f"{NS}/gates/watermark"
+PLATE_WEIGHTS = f"{NS}/shelves/weights"
+SHELF_EVENTS = f"{NS}/shelves/events"
+SHELF_WATERMARK = f"{NS}/shelves/watermark"
+RECEIPTS_LIVE = f"{NS}/receipts/live"
+RECEIPTS_FINAL = f"{NS}/receipts/final"
+
+I = "storefuse_interfaces/msg/"
+TYPES = {
+    GATE_EVENTS: I + "GateEvent",
+    GATE_WATERMARK: I + "Watermark",
+    PLATE_WEIGHTS: I + "PlateWeights",
+    SHELF_EVENTS: I + "ShelfEvent",
+    SHELF_WATERMARK: I + "Watermark",
+    RECEIPTS_LIVE: I + "Receipt",
+    RECEIPTS_FINAL: I + "Receipt",
+}
+# What the sensors themselves produce: enough for an offline replay to recompute everything else.
+RAW_TYPES = {t: TYPES[t] for t in (GATE_EVENTS, GATE_WATERMARK, PLATE_WEIGHTS)}
+
+
+def relative(topic: str) -> str:
+    """The name a node uses, relative to its namespace (so two stores can share a DDS domain)."""
+    return topic.removeprefix(NS + "/")
