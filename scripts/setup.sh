@@ -47,7 +47,7 @@ fi
 
 # 4. colcon overlay: interfaces, compat tf2_msgs (only where the real one is absent), the
 #    Python packages (symlinked, so edits need no rebuild) and the root bringup package.
-src_hash="$(find packages package.xml CMakeLists.txt launch config urdf_store -type f \
+src_hash="$(find packages package.xml CMakeLists.txt launch config urdf_store scenarios -type f \
   \( -name package.xml -o -name CMakeLists.txt -o -name '*.msg' -o -name '*.srv' -o -name setup.py \
      -o -name setup.cfg -o -name '*.launch.yaml' -o -name '*.yaml' -o -name '*.rviz' -o -name '*.urdf' \) \
   2>/dev/null | sort | xargs cat | sha256sum | cut -c1-16)"

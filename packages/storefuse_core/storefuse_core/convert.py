@@ -74,12 +74,12 @@ def block_from_msg(m) -> PlateBlock:
 
 # ---- ShelfEvent --------------------------------------------------------------------------------
 def shelf_event_to_msg(f: MsgFactory, e: ShelfEvent):
-    cands = [f(P + "ProductCandidate", sku=c.sku, name=c.name, qty=c.qty, unit_grams=c.unit_grams,
-               probability=c.probability) for c in e.candidates]
+    cands = [f(P + "ProductCandidate", sku=c.sku, name=c.name, qty=int(c.qty), unit_grams=float(c.unit_grams),
+               probability=float(c.probability)) for c in e.candidates]
     return f(P + "ShelfEvent", header=header(f, e.stamp_ns, f"{e.shelf_id}_link"), event_id=e.event_id,
              start=time_msg(f, e.start_ns), gondola_id=e.gondola_id, shelf_id=e.shelf_id,
              plate_ids=list(e.plate_ids), plate_deltas_grams=f.array(np.array(e.plate_deltas), "d"),
-             delta_grams=e.delta_grams, noise_sd=e.noise_sd, kind=e.kind, candidates=cands)
+             delta_grams=float(e.delta_grams), noise_sd=float(e.noise_sd), kind=int(e.kind), candidates=cands)
 
 
 def shelf_event_from_msg(m) -> ShelfEvent:
@@ -104,11 +104,11 @@ def gate_event_from_msg(m) -> GateEvent:
 
 # ---- Receipt -----------------------------------------------------------------------------------
 def receipt_to_msg(f: MsgFactory, r: Receipt):
-    lines = [f(P + "ReceiptLine", sku=ln.sku, name=ln.name, qty=ln.qty, unit_price=ln.unit_price,
-               confidence=ln.confidence, evidence_ids=list(ln.evidence_ids)) for ln in r.lines]
-    return f(P + "Receipt", header=header(f, r.stamp_ns, "map"), session_id=r.session_id, status=r.status,
-             status_reason=r.status_reason, revision=r.revision, lines=lines, total=r.total,
-             currency=r.currency, confidence=r.confidence)
+    lines = [f(P + "ReceiptLine", sku=ln.sku, name=ln.name, qty=int(ln.qty), unit_price=float(ln.unit_price),
+               confidence=float(ln.confidence), evidence_ids=list(ln.evidence_ids)) for ln in r.lines]
+    return f(P + "Receipt", header=header(f, r.stamp_ns, "map"), session_id=r.session_id, status=int(r.status),
+             status_reason=r.status_reason, revision=int(r.revision), lines=lines, total=float(r.total),
+             currency=r.currency, confidence=float(r.confidence))
 
 
 def receipt_from_msg(m) -> Receipt:
@@ -118,5 +118,5 @@ def receipt_from_msg(m) -> Receipt:
                    lines, float(m.total), m.currency, float(m.confidence))
 
 
-def watermark_to_msg(f: MsgFactory, source: str, ns: int):
-    return f(P + "Watermark", header=header(f, ns, source))
+def watermark_to_msg(f: MsgFactory, source: str, ns: int, items_published: int):
+    return f(P + "Watermark", header=header(f, ns, source), items_published=int(items_published))

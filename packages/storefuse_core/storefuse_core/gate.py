@@ -41,6 +41,7 @@ class GateReader:
         self.stats = GateStats()
         self._recent: dict[str, int] = {}
         self._last_seq: int | None = None
+        self.events_out = 0
 
     def feed(self, line: bytes) -> GateEvent | None:
         """One raw line; returns an event for a fresh ENTRY/EXIT read, None otherwise."""
@@ -68,6 +69,7 @@ class GateReader:
         self._recent[token_hash] = read.stamp_ns
         direction = ENTRY if read.action == "ENTRY" else EXIT
         session = session_id_for(self.gate_id, read.stamp_ns, read.seq) if direction == ENTRY else ""
+        self.events_out += 1
         return GateEvent(read.stamp_ns, self.gate_id, direction, session, token_hash,
                          read.party_size, read.staff, read.seq)
 

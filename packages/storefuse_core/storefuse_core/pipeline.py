@@ -22,16 +22,28 @@ class FusionPipeline:
         self.store = store
         self.book = ReceiptBook(store, ledger, review_threshold)
         self.buffer = ReorderBuffer(sources if sources is not None else sources_for(store), int(max_wait_s * 1e9))
+        self.received: dict[str, int] = {}
+        self.pending: dict[str, tuple[int, int]] = {}
 
     def push_gate(self, ev: GateEvent, now_ns: int = 0) -> None:
         self.buffer.push((ev.stamp_ns, 0, ev.gate_id, ev.seq), ev, now_ns)
-        self.buffer.advance(ev.gate_id, ev.stamp_ns)
+        self._received(ev.gate_id)
 
     def push_shelf(self, ev: ShelfEvent, now_ns: int = 0) -> None:
         self.buffer.push((ev.start_ns, 1, ev.event_id), ev, now_ns)
+        self._received(f"scale_{ev.gondola_id}")
 
-    def advance(self, source: str, watermark_ns: int) -> None:
-        self.buffer.advance(source, watermark_ns)
+    def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
+        """Apply a source's watermark once all the items it published before it have arrived."""
+        if items_published is None or self.received.get(source, 0) >= items_published:
+            self.buffer.advance(source, watermark_ns)
+        else:
+            self.pending[source] = (watermark_ns, items_published)
+
+    def _received(self, source: str) -> None:
+        self.received[source] = self.received.get(source, 0) + 1
+        if source in self.pending and self.received[source] >= self.pending[source][1]:
+            self.buffer.advance(source, self.pending.pop(source)[0])
 
     def step(self, now_ns: int) -> list[Receipt]:
         return self._apply(self.buffer.pop_ready(now_ns))

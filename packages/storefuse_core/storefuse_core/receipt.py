@@ -132,9 +132,9 @@ class ReceiptBook:
             confidence *= ln.confidence
         if s.flags:
             confidence = min(confidence, 0.5)
-        total = round(sum(ln.qty * ln.unit_price for ln in lines), 2)
+        total = float(round(sum(ln.qty * ln.unit_price for ln in lines), 2))
         return Receipt(s.session_id, s.last_ns, s.status, s.reason, s.revision, lines, total,
-                       self.store.currency, round(confidence, 6))
+                       self.store.currency, float(round(confidence, 6)))
 
     def open_sessions(self) -> list[str]:
         return [s.session_id for s in self.sessions.values() if not s.closed]

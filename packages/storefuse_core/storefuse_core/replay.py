@@ -66,7 +66,7 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
             pipeline.push_gate(ev)
             result.last_ns = max(result.last_ns, ev.stamp_ns)
         elif m.topic == topics.GATE_WATERMARK:
-            pipeline.advance(m.msg.header.frame_id, stamp_ns(m.msg.header.stamp))
+            pipeline.advance(m.msg.header.frame_id, stamp_ns(m.msg.header.stamp), int(m.msg.items_published))
         elif m.topic == topics.RECEIPTS_FINAL:
             result.recorded_finals.append(receipt_from_msg(m.msg))
             continue

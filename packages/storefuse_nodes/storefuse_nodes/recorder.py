@@ -1,0 +1,63 @@
+"""recorder: the live graph's storefuse topics, as received (CDR bytes), into a rosbag2 folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from storefuse_core import topics
+from storefuse_core.bag import BagWriter
+from storefuse_core.layout import load_store
+from storefuse_core.simulation.offline import bag_custom_data
+from storefuse_core.shelf import ShelfParams
+from storefuse_nodes.common import OK, Diagnostics, run
+from storefuse_nodes.msgtypes import message_class
+
+RECORD_QOS = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class RecorderNode(Node):
+    def __init__(self):
+        super().__init__("recorder")
+        out = self.declare_parameter("out", "").value
+        if not out:
+            raise SystemExit("recorder: parameter 'out' (the bag folder to create) is required")
+        store = load_store(self.declare_parameter("store", "minimart").value)
+        scenario = self.declare_parameter("scenario", "").value
+        wanted = list(self.declare_parameter("topics", list(topics.TYPES)).value)
+        text = Path(scenario).read_text() if scenario else ""
+        self.bag = BagWriter(Path(out), bag_custom_data(store, ShelfParams(), text))
+        self.closed = False
+        for topic in wanted:
+            msgtype = topics.TYPES.get(topic)
+            if msgtype is None:
+                raise SystemExit(f"recorder: unknown topic {topic!r} (known: {', '.join(topics.TYPES)})")
+            self.bag.add_topic(topic, msgtype)
+            qos = LATCHED_QOS if topic in topics.LATCHED else RECORD_QOS
+            self.create_subscription(message_class(msgtype), topic, self._writer(topic), qos, raw=True)
+        self.diag = Diagnostics(self, "storefuse/recorder", out)
+        self.diag.set(OK, "recording", bag=out, topics=len(wanted))
+        self.create_timer(1.0, self.report)
+        self.get_logger().info(f"recording {len(wanted)} topics to {out}")
+
+    def _writer(self, topic: str):
+        def write(data: bytes) -> None:
+            if not self.closed:
+                self.bag.write_raw(topic, self.get_clock().now().nanoseconds, data)
+        return write
+
+    def report(self) -> None:
+        self.diag.set(OK, "recording", messages=sum(self.bag.counts.values()))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.bag.close()
+            self.get_logger().info(f"bag closed: {sum(self.bag.counts.values())} messages")
+
+
+def main(args=None):
+    run(RecorderNode, args)

@@ -1,0 +1,95 @@
+"""store_sim: plays a scenario into pseudo-terminals in real time, as the store's devices would.
+
+Waits until every driver reports its port connected (and fusion and the recorder are up) before
+the scenario clock starts, so nothing a device says is lost to start-up order.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from storefuse_core import topics
+from storefuse_core.calibration import load_calibration
+from storefuse_core.simulation.devices import devices
+from storefuse_core.simulation.pty import PtyDevice
+from storefuse_core.simulation.scenario import load_scenario
+from storefuse_core.simulation.world import T0_NS, World
+from storefuse_nodes.common import run
+
+STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class StoreSimNode(Node):
+    def __init__(self):
+        super().__init__("store_sim")
+        path = self.declare_parameter("scenario", "").value
+        if not path:
+            raise SystemExit("store_sim: parameter 'scenario' (a scenario YAML file) is required")
+        dev_dir = Path(self.declare_parameter("dev_dir", "/tmp/storefuse/dev").value)
+        out_dir = Path(self.declare_parameter("out_dir", "/tmp/storefuse").value)
+        self.rate = float(self.declare_parameter("rate", 1.0).value)
+        wait_recorder = self.declare_parameter("wait_for_recorder", True).value
+        scenario = load_scenario(path)
+        store = scenario.store
+        self.world = World(scenario, load_calibration(store.root / "calibration.yaml"))
+        gt = self.world.ground_truth()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "ground_truth.json").write_text(json.dumps(gt, indent=1))
+        self.end_ns = T0_NS + int(gt["duration_s"] * 1e9)
+        self.devices = devices(self.world)
+        self.ptys = {dev: PtyDevice(dev, dev_dir) for dev in self.devices}
+        self.waiting = {f"storefuse/gate_reader/{g}" for g in store.gates}
+        self.waiting |= {f"storefuse/shelf_scale/{b}" for b in store.boards} | {"storefuse/receipt"}
+        if wait_recorder:
+            self.waiting.add("storefuse/recorder")
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, 50)
+        self.status_pub = self.create_publisher(String, topics.relative(topics.SIM_STATUS), STATUS_QOS)
+        self.started: float | None = None
+        self.done = False
+        self.frames = 0
+        self.publish_status("waiting", visits=len(gt["visits"]))
+        self.get_logger().info(f"{len(self.ptys)} devices under {dev_dir}; waiting for {sorted(self.waiting)}")
+        self.create_timer(0.01, self.tick)
+
+    def on_diagnostics(self, msg) -> None:
+        for s in msg.status:
+            if s.name in self.waiting and s.level == DiagnosticStatus.OK:
+                self.waiting.discard(s.name)
+
+    def publish_status(self, state: str, **extra) -> None:
+        self.status_pub.publish(String(data=json.dumps({"state": state, **extra})))
+
+    def tick(self) -> None:
+        if self.done:
+            return
+        if self.started is None:
+            if self.waiting:
+                return
+            self.started = time.monotonic()
+            self.publish_status("running", rate=self.rate)
+            self.get_logger().info(f"all devices connected: playing the scenario at {self.rate}x")
+        sim_ns = T0_NS + int((time.monotonic() - self.started) * self.rate * 1e9)
+        batch = sorted((t, dev, frame) for dev, d in self.devices.items()
+                       for t, frame in d.frames_until(min(sim_ns, self.end_ns)))
+        for _, dev, frame in batch:
+            self.ptys[dev].write(frame)
+        self.frames += len(batch)
+        if sim_ns >= self.end_ns:
+            self.done = True
+            dropped = sum(p.dropped for p in self.ptys.values())
+            self.publish_status("done", frames=self.frames, dropped=dropped)
+            self.get_logger().info(f"scenario finished: {self.frames} frames written, {dropped} dropped")
+
+    def close(self) -> None:
+        for pty in self.ptys.values():
+            pty.close()
+
+
+def main(args=None):
+    run(StoreSimNode, args)
