@@ -59,3 +59,17 @@ def score(ground_truth: dict, receipts: list[dict]) -> dict:
         "reviews_per_1000": round(1000.0 * reviews / visits, 3) if visits else 0.0,
         "unreviewed_exact": round(unreviewed_exact / unreviewed, 6) if unreviewed else 1.0,
     }
+
+
+def pool(runs: list[tuple[dict, list[dict]]]) -> dict:
+    """Metrics over several runs (seeds), pooled as one long day; latencies only from live runs."""
+    merged_gt = {"visits": []}
+    merged = []
+    for i, (gt, receipts) in enumerate(runs):
+        offset = i * 10 ** 15          # keep runs apart when matching by exit stamp
+        merged_gt["visits"] += [dict(v, exit_ns=v["exit_ns"] + offset) for v in gt["visits"]]
+        merged += [dict(r, final_stamp_ns=r["final_stamp_ns"] + offset) for r in receipts]
+    metrics = score(merged_gt, merged)
+    metrics.update({"runs": len(runs), "latency_live_p50_ms": None, "latency_live_p99_ms": None,
+                    "latency_final_p50_ms": None, "latency_final_p99_ms": None, "idf1": None, "mota": None})
+    return metrics
