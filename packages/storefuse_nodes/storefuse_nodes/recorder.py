@@ -1,6 +1,7 @@
 """recorder: the live graph's storefuse topics, as received (CDR bytes), into a rosbag2 folder."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rclpy.node import Node
@@ -56,7 +57,8 @@ class RecorderNode(Node):
         if not self.closed:
             self.closed = True
             self.bag.close()
-            self.get_logger().info(f"bag closed: {sum(self.bag.counts.values())} messages")
+            # the ROS context may already be shut down here (Ctrl-C): plain stderr, not rosout
+            print(f"[recorder] bag closed: {sum(self.bag.counts.values())} messages", file=sys.stderr, flush=True)
 
 
 def main(args=None):

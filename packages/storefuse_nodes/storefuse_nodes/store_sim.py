@@ -79,6 +79,8 @@ class StoreSimNode(Node):
                        for t, frame in d.frames_until(min(sim_ns, self.end_ns)))
         for _, dev, frame in batch:
             self.ptys[dev].write(frame)
+        for pty in self.ptys.values():
+            pty.flush()
         self.frames += len(batch)
         if sim_ns >= self.end_ns:
             self.done = True

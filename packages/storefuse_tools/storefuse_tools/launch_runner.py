@@ -373,7 +373,7 @@ class LaunchRunner:
         with self._cond:
             self._codes[label] = code
             if code != 0 and self.failed is None and not self._stopping:
-                pass
+                self.failed = label
             self._cond.notify_all()
         self._sink(f'[INFO] [{label}]: process has finished cleanly [pid {proc.pid}]' if code == 0 else
                    f'[ERROR] [{label}]: process has died [pid {proc.pid}, exit code {code}]')

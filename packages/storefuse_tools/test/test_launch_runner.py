@@ -298,7 +298,11 @@ def test_run_launch_returns_the_failing_code_and_rejects_bad_args(prefix, tmp_pa
           - node: {pkg: fakepkg, exec: hello, name: greeter}
           - node: {pkg: fakepkg, exec: fail, name: broken}
         """)
-    assert run_launch(launch, []) == 3
+    result = []  # in a thread with a deadline, so that a regression fails instead of hanging the suite
+    worker = threading.Thread(target=lambda: result.append(run_launch(launch, [])), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert result == [3]
     out = capsys.readouterr().out
     assert '[broken] failing' in out
     assert '[greeter]: process has' in out  # the healthy node was stopped too (maybe while starting)

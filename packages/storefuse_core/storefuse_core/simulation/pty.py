@@ -1,8 +1,9 @@
 """Pseudo-terminals that stand in for the store's serial devices.
 
 The driver opens the slave side by path with pyserial, exactly as it would open /dev/ttyUSB0; the
-simulator writes frames into the master side. A full line buffer drops frames the way a UART with
-no reader does (counted), instead of blocking the simulator.
+simulator writes frames into the master side. Like a device's transmit FIFO, bytes the kernel
+cannot take yet wait here (never a half frame on the line); past `backlog` bytes whole frames are
+dropped, the way a UART with no reader loses them (counted), instead of blocking the simulator.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 
 class PtyDevice:
-    def __init__(self, device_id: str, dev_dir: Path):
+    def __init__(self, device_id: str, dev_dir: Path, backlog: int = 1 << 20):
         self.device_id = device_id
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
@@ -25,17 +26,28 @@ class PtyDevice:
         self.path.symlink_to(os.ttyname(self.slave))
         self.dropped = 0
         self.written = 0
+        self.backlog = backlog
+        self.pending = bytearray()
 
     def write(self, frame: bytes) -> None:
-        try:
-            n = os.write(self.master, frame)
-            self.written += 1
-            if n < len(frame):
-                self.dropped += 1
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EIO):
-                raise
+        if len(self.pending) + len(frame) > self.backlog:
             self.dropped += 1
+            return
+        self.pending += frame
+        self.written += 1
+        self.flush()
+
+    def flush(self) -> int:
+        """Push what the line takes now; returns the bytes still waiting."""
+        while self.pending:
+            try:
+                n = os.write(self.master, self.pending)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EIO):
+                    raise
+                break
+            del self.pending[:n]
+        return len(self.pending)
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
