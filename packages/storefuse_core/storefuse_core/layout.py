@@ -206,8 +206,9 @@ def _gondolas(entries, path):
         length, depth = _num(g, "length_m", where), _num(g, "depth_m", where)
         heights = g.get("shelf_heights_m")
         n_plates = int(_num(g, "plates_per_shelf", where))
-        if not isinstance(heights, list) or not heights or n_plates < 1:
-            raise LayoutError(f"{where}: needs shelf_heights_m (list) and plates_per_shelf >= 1")
+        if not isinstance(heights, list) or not heights or n_plates < 1 or not all(
+                isinstance(h, (int, float)) and not isinstance(h, bool) for h in heights):
+            raise LayoutError(f"{where}: needs shelf_heights_m (list of numbers) and plates_per_shelf >= 1")
         box = _footprint(x, y, yaw, length, depth)
         for other_id, other in footprints:
             if _overlap(box, other):
@@ -260,6 +261,8 @@ def _products(entries, plates, path):
         if grams <= 0:
             raise LayoutError(f"{where}: grams must be > 0")
         on = p.get("plates") or []
+        if not isinstance(on, list):
+            raise LayoutError(f"{where}: 'plates' must be a list of plate ids, got {on!r}")
         for pid in on:
             if pid not in plates:
                 raise LayoutError(f"{where}: unknown plate {pid!r} (plates are named G<g>S<s>P<p>)")
@@ -303,7 +306,8 @@ def _cameras(entries, path):
                 raise LayoutError(f"{where}: camera {cid} has no intrinsics '{key}'")
         pose = tuple(_num(c, k, where, 0.0) for k in ("x", "y", "z")) + tuple(
             math.radians(_num(c, k, where, 0.0)) for k in ("roll_deg", "pitch_deg", "yaw_deg"))
-        cameras[cid] = Camera(cid, str(c.get("kind", "rgb")), pose, int(c["width"]), int(c["height"]),
+        cameras[cid] = Camera(cid, str(c.get("kind", "rgb")), pose, int(_num(c, "width", where)),
+                              int(_num(c, "height", where)),
                               _num(c, "fx", where), _num(c, "fy", where), _num(c, "cx", where),
                               _num(c, "cy", where), _num(c, "rate_hz", where, 10.0))
     return cameras

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storefuse_core.events import (ENTRY, FINAL, NEEDS_REVIEW, OPEN, PICK, REVIEWED, GateEvent,
-                                   Receipt, ReceiptLine, ShelfEvent)
+from storefuse_core.events import (
+    ENTRY,
+    FINAL,
+    NEEDS_REVIEW,
+    OPEN,
+    PICK,
+    REVIEWED,
+    GateEvent,
+    Receipt,
+    ReceiptLine,
+    ShelfEvent,
+)
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 
@@ -49,6 +59,16 @@ class BookStats:
     unmatched_exits: int = 0
     unexplained: int = 0
     staff_events: int = 0
+
+
+# A put-back candidate less likely than this is no evidence that the payer holds it: the scale's
+# long tail (a 45 g put also lists a 55 g product at ~1e-12) must never cancel someone's line.
+PUT_BACK_MIN_PROBABILITY = 0.05
+
+
+def _holds(s: _Session, c) -> bool:
+    line = s.lines.get(c.sku)
+    return c.probability >= PUT_BACK_MIN_PROBABILITY and line is not None and line.qty >= c.qty
 
 
 class ReceiptBook:
@@ -117,6 +137,9 @@ class ReceiptBook:
         s = self.sessions.get(session_id)
         if s is None:
             raise KeyError(f"no session {session_id!r}")
+        for ln in lines:    # checked before the append-only write: a bad row would break every restart
+            if ln.sku not in self.store.products:
+                raise KeyError(f"store {self.store.name!r} has no product {ln.sku!r}")
         body = {"lines": [[ln.sku, ln.qty] for ln in lines], "reviewer": reviewer, "note": note}
         key = f"review/{session_id}/{s.revision}"
         receipt = self._write(key, session_id, stamp_ns, "review", body)
@@ -151,8 +174,7 @@ class ReceiptBook:
         """Presence-only attribution: a put-back goes to whoever holds one of the candidates; anything
         else to the latest arrival, with a probability that says how ambiguous that was."""
         if ev.kind != PICK:
-            holders = [s for s in inside if any(s.lines.get(c.sku) and s.lines[c.sku].qty >= c.qty
-                                                for c in ev.candidates)]
+            holders = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
             if holders:
                 inside = holders
         payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
@@ -163,7 +185,7 @@ class ReceiptBook:
             return None
         if ev.kind == PICK:
             return ev.candidates[0], ev.candidates[0].probability
-        held = [(c.probability, c) for c in ev.candidates if s.lines.get(c.sku) and s.lines[c.sku].qty >= c.qty]
+        held = [(c.probability, c) for c in ev.candidates if _holds(s, c)]
         if not held:
             return None
         total = sum(p for p, _ in held)

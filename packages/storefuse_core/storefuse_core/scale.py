@@ -48,7 +48,7 @@ class ScaleBoard:
             key = str(exc).split("(")[0].strip()
             self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
             return None
-        if self._stamps and sample.stamp_ns <= self._stamps[-1]:
+        if self.stats.frames and sample.stamp_ns <= self.stats.last_stamp_ns:   # also across blocks
             self.stats.bad_frames += 1
             self.stats.last_error = "timestamp went backwards"
             return None

@@ -8,15 +8,15 @@ SHELF_WATERMARK = f"{NS}/shelves/watermark"
 RECEIPTS_LIVE = f"{NS}/receipts/live"
 RECEIPTS_FINAL = f"{NS}/receipts/final"
 
-I = "storefuse_interfaces/msg/"
+IFACE = "storefuse_interfaces/msg/"
 TYPES = {
-    GATE_EVENTS: I + "GateEvent",
-    GATE_WATERMARK: I + "Watermark",
-    PLATE_WEIGHTS: I + "PlateWeights",
-    SHELF_EVENTS: I + "ShelfEvent",
-    SHELF_WATERMARK: I + "Watermark",
-    RECEIPTS_LIVE: I + "Receipt",
-    RECEIPTS_FINAL: I + "Receipt",
+    GATE_EVENTS: IFACE + "GateEvent",
+    GATE_WATERMARK: IFACE + "Watermark",
+    PLATE_WEIGHTS: IFACE + "PlateWeights",
+    SHELF_EVENTS: IFACE + "ShelfEvent",
+    SHELF_WATERMARK: IFACE + "Watermark",
+    RECEIPTS_LIVE: IFACE + "Receipt",
+    RECEIPTS_FINAL: IFACE + "Receipt",
 }
 # What the sensors themselves produce: enough for an offline replay to recompute everything else.
 RAW_TYPES = {t: TYPES[t] for t in (GATE_EVENTS, GATE_WATERMARK, PLATE_WEIGHTS)}

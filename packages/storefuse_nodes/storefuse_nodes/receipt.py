@@ -7,8 +7,7 @@ from pathlib import Path
 from rclpy.node import Node
 
 from storefuse_core import topics
-from storefuse_core.convert import (gate_event_from_msg, receipt_from_msg, receipt_to_msg,
-                                    shelf_event_from_msg, stamp_ns)
+from storefuse_core.convert import gate_event_from_msg, receipt_from_msg, receipt_to_msg, shelf_event_from_msg, stamp_ns
 from storefuse_core.events import OPEN
 from storefuse_core.layout import load_store
 from storefuse_core.ledger import Ledger

@@ -10,8 +10,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from storefuse_core import topics
 from storefuse_core.bag import BagWriter
 from storefuse_core.layout import load_store
-from storefuse_core.simulation.offline import bag_custom_data
 from storefuse_core.shelf import ShelfParams
+from storefuse_core.simulation.offline import bag_custom_data
 from storefuse_nodes.common import OK, Diagnostics, run
 from storefuse_nodes.msgtypes import message_class
 

@@ -77,7 +77,8 @@ def demo(scenario: Optional[Path] = typer.Option(None, help="scenario YAML (defa
     from storefuse_tools.show import console, print_receipts
     scenario = scenario or bringup_share() / "scenarios" / "minimart_two_shoppers.yaml"
     console.print(f"[bold]storefuse demo[/]: {scenario.name} live at {rate}x, run folder {out}")
-    result = run_live(scenario, out, rate=rate, echo=None if quiet else (lambda line: console.print(line, markup=False, highlight=False)))
+    echo = None if quiet else (lambda line: console.print(line, markup=False, highlight=False))
+    result = run_live(scenario, out, rate=rate, echo=echo)
     if result.timed_out or not result.ground_truth:
         _fail(f"the live run did not finish (exit codes {result.exited}); see {out}/launch.log", 1)
     print_receipts(result.finals)
@@ -128,6 +129,7 @@ def record(out: Path = typer.Option(..., "--out", help="bag folder to create"),
            store: str = typer.Option("minimart")):
     """Record storefuse topics from the running graph into a rosbag2 folder (Ctrl-C to stop)."""
     import subprocess
+
     from storefuse_tools.launch_runner import load_launch  # noqa: F401  (same package lookup)
     from storefuse_tools.paths import ros_env
     exe = None
@@ -144,7 +146,7 @@ def record(out: Path = typer.Option(..., "--out", help="bag folder to create"),
     try:
         raise typer.Exit(subprocess.call(args, env=ros_env()))
     except KeyboardInterrupt:
-        raise typer.Exit(0)
+        raise typer.Exit(0) from None
 
 
 def _same_lines(a, b) -> bool:

@@ -268,17 +268,19 @@ class _Loader:
         self.specs.append(NodeSpec(
             pkg=pkg, exec=exe, name=self.attr(body, 'name', ''), params=params, remaps=remaps,
             namespace=_join_ns(self.ns, self.attr(body, 'namespace', None)) or '',
-            args=shlex.split(self.attr(body, 'args', '')), ros_args=shlex.split(self.attr(body, 'ros_args', '')),
+            args=shlex.split(self.attr(body, 'args', '')),
+            ros_args=shlex.split(self.attr(body, 'ros_args', '')),
             output=self.attr(body, 'output', 'log'), executable_path=str(exe_path), env=env))
 
     def param(self, param: dict, prefix: str, out: list) -> None:
         if 'from' in param:
             path = Path(self.attr(param, 'from')).absolute()
             if set(param) != {'from'} or not path.is_file():
-                raise self.error(f"param 'from' must be an existing file and alone, got {sorted(param)}: {path}")
+                raise self.error(f"param 'from' must be an existing file, alone; got {sorted(param)}: {path}")
             out.append(str(path))
         elif set(param) - {'name', 'value', 'param'} or ('value' in param) == ('param' in param):
-            raise self.error(f"a param needs 'name' and one of 'value' or nested 'param', got {sorted(param)}")
+            raise self.error(f"a param needs 'name' and either 'value' or nested 'param'; "
+                             f'got {sorted(param)}')
         elif 'param' in param:
             for nested in self.entities(param, 'param'):
                 self.param(nested, prefix + self.attr(param, 'name') + '.', out)
@@ -393,7 +395,8 @@ class LaunchRunner:
         """SIGINT every group (what Ctrl-C gives a node), then SIGTERM, then SIGKILL; exit codes."""
         with self._cond:
             self._stopping = True
-        for sig, limit in ((signal.SIGINT, timeout), (signal.SIGTERM, min(timeout, 5.0)), (signal.SIGKILL, 5.0)):
+        stages = ((signal.SIGINT, timeout), (signal.SIGTERM, min(timeout, 5.0)), (signal.SIGKILL, 5.0))
+        for sig, limit in stages:
             running = self.alive()
             for label in running:
                 try:

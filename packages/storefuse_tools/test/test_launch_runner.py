@@ -16,7 +16,8 @@ PKG_DIR = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec('storefuse_tools') is None:  # workspace not sourced: use the source tree
     sys.path.insert(0, str(PKG_DIR))
 
-from storefuse_tools.launch_runner import (
+from storefuse_tools import launch_runner  # noqa: E402
+from storefuse_tools.launch_runner import (  # noqa: E402
     LaunchError,
     LaunchRunner,
     NodeSpec,
@@ -127,11 +128,12 @@ def test_include_passes_args_and_dirname_is_the_included_file(prefix, tmp_path):
           - include:
               file: $(dirname)/sub/inner.launch.yaml
               arg: [{name: who, value: greeter}]
-          - node: {pkg: fakepkg, exec: hello, name: $(var who)_after}
+          - node: {pkg: fakepkg, exec: hello, name: $(var who)_after, args: $(dirname)}
         """)
     specs = load_launch(launch, {})
     assert [s.name for s in specs] == ['greeter', 'greeter_after']  # include is unscoped, as in launch
     assert specs[0].params == [str(tmp_path / 'sub/p.yaml')]
+    assert specs[1].args == [str(tmp_path)]  # back in the outer file
 
 
 def test_params_remaps_args_and_command(prefix, tmp_path):
@@ -231,7 +233,8 @@ def test_top_level_must_be_launch(tmp_path):
 
 
 @pytest.mark.parametrize(('value', 'rendered'), [
-    (True, 'true'), (False, 'false'), (3, '3'), (-2, '-2'), (2.0, '2.0'), (1e-05, '1.0e-05'), (2.5e+20, '2.5e+20'),
+    (True, 'true'), (False, 'false'), (3, '3'), (-2, '-2'), (2.0, '2.0'), (1e-05, '1.0e-05'),
+    (2.5e+20, '2.5e+20'),
     ('hello', 'hello'), ('/cam/image', '/cam/image'), ('true', "'true'"), ('yes', "'yes'"), ('42', "'42'"),
     ('1e5', "'1e5'"), ('', "''"), ("it's", "'it''s'"), ('a, b', "'a, b'"), ('null', "'null'"),
     ([1, 2], '[1, 2]'), (['a', 'b'], '[a, b]'), ([True], '[true]'), (['1', 'x'], "['1', x]"),
@@ -269,7 +272,8 @@ def test_runner_prefixes_output_and_stops_cleanly(prefix, tmp_path):
         codes = runner.stop(timeout=10)
     assert codes == {'greeter': 0}
     argv_line = next(line for line in lines if line.startswith('[greeter] argv'))
-    assert argv_line.split()[2:] == ['--ros-args', '-r', '__node:=greeter', '-p', 'msg:=hi', '-r', 'chatter:=talk']
+    assert argv_line.split()[2:] == ['--ros-args', '-r', '__node:=greeter', '-p', 'msg:=hi',
+                                     '-r', 'chatter:=talk']
     assert '[greeter] bye' in lines
     assert runner.alive() == []
 
@@ -316,9 +320,12 @@ def test_ctrl_c_stops_every_node_and_exits_0(prefix, tmp_path):
           - node: {pkg: fakepkg, exec: hello, name: one}
           - node: {pkg: fakepkg, exec: hello, name: two}
         """)
-    code = 'import sys; from storefuse_tools.launch_runner import run_launch; sys.exit(run_launch(sys.argv[1], []))'
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(PKG_DIR), os.environ.get('PYTHONPATH', '')])}
-    proc = subprocess.Popen([sys.executable, '-c', code, str(launch)], stdout=subprocess.PIPE, text=True, env=env)
+    code = ('import sys; from storefuse_tools.launch_runner import run_launch; '
+            'sys.exit(run_launch(sys.argv[1], []))')
+    source = str(Path(launch_runner.__file__).parents[1])  # the same module this test imported
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([source, os.environ.get('PYTHONPATH', '')])}
+    proc = subprocess.Popen([sys.executable, '-c', code, str(launch)], stdout=subprocess.PIPE, text=True,
+                            env=env)
     lines, both_up = [], threading.Event()
 
     def read():

@@ -11,8 +11,13 @@ from pathlib import Path
 from storefuse_core import topics
 from storefuse_core.bag import BagWriter
 from storefuse_core.calibration import load_calibration
-from storefuse_core.convert import (block_to_msg, gate_event_to_msg, rosbags_factory,
-                                    shelf_event_to_msg, watermark_to_msg)
+from storefuse_core.convert import (
+    block_to_msg,
+    gate_event_to_msg,
+    rosbags_factory,
+    shelf_event_to_msg,
+    watermark_to_msg,
+)
 from storefuse_core.gate import GateReader
 from storefuse_core.scale import ScaleBoard
 from storefuse_core.shelf import ShelfDetector, ShelfParams

@@ -5,7 +5,7 @@ and the step, before anything starts.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +71,10 @@ def parse_scenario(text: str, where: str = "<scenario>", seed: int | None = None
     if not isinstance(doc, dict) or "store" not in doc:
         raise ScenarioError(f"{where}: a scenario is a mapping with at least 'store' and 'shoppers'")
     store = load_store(str(doc["store"]))
-    seed = int(doc.get("seed", 0)) if seed is None else seed
+    seed = _to(int, doc.get("seed", 0), "seed", where) if seed is None else seed
     sensors = dict(SENSOR_DEFAULTS)
+    if not isinstance(doc.get("sensors") or {}, dict):
+        raise ScenarioError(f"{where}: sensors must be a mapping of setting: number")
     for key, value in (doc.get("sensors") or {}).items():
         if key not in SENSOR_DEFAULTS:
             raise ScenarioError(f"{where}: sensors.{key} is not a known sensor setting "
@@ -115,6 +117,8 @@ def _shopper(store: Store, entry, where: str) -> Shopper:
         enter = float(entry.get("enter_s", 0.0))
     except (TypeError, ValueError):
         raise ScenarioError(f"{where}: enter_s must be a number") from None
+    if not isinstance(entry["script"] or [], list):
+        raise ScenarioError(f"{where}: script must be a list of actions")
     script = []
     for j, step in enumerate(entry["script"] or []):
         if not isinstance(step, dict) or len(step) != 1:
@@ -129,9 +133,19 @@ def _shopper(store: Store, entry, where: str) -> Shopper:
                    str(entry.get("cart", "") or ""), bool(entry.get("staff", False)))
 
 
+def _to(cast, value, what: str, where: str):
+    """A number from the file, or one ScenarioError naming the entry (never a bare ValueError)."""
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{where}: {what} must be a number, got {value!r}") from None
+
+
 def _action(store: Store, kind: str, args: dict, where: str) -> Action:
+    if not isinstance(args, dict):
+        raise ScenarioError(f"{where}: arguments must be a mapping, e.g. {kind}: {{name: ...}}; got {args!r}")
     if kind == "dwell":
-        return Action(kind, seconds=float(args.get("s", 1.0)))
+        return Action(kind, seconds=_to(float, args.get("s", 1.0), "s", where))
     if kind == "exit":
         return Action(kind)
     key = args.get("sku") or args.get("name")
@@ -141,7 +155,7 @@ def _action(store: Store, kind: str, args: dict, where: str) -> Action:
         product = store.product(str(key))
     except KeyError:
         raise ScenarioError(f"{where}: unknown product {key!r} in store {store.name!r}") from None
-    qty = int(args.get("qty", 1))
+    qty = _to(int, args.get("qty", 1), "qty", where)
     if qty < 1:
         raise ScenarioError(f"{where}: qty must be >= 1")
     plate = str(args.get("plate", ""))
@@ -153,10 +167,11 @@ def _action(store: Store, kind: str, args: dict, where: str) -> Action:
 
 
 def _random_shoppers(store: Store, spec: dict, rng, offset: int, where: str) -> list[Shopper]:
-    count = int(spec.get("count", 1))
-    rate = float(spec.get("arrivals_per_min", 2.0)) / 60.0
+    where = f"{where}: random"
+    count = _to(int, spec.get("count", 1), "count", where)
+    rate = _to(float, spec.get("arrivals_per_min", 2.0), "arrivals_per_min", where) / 60.0
     lo, hi = (spec.get("picks") or [1, 4])[:2]
-    put_prob = float(spec.get("put_back_prob", 0.1))
+    put_prob = _to(float, spec.get("put_back_prob", 0.1), "put_back_prob", where)
     placed = sorted(sku for sku, p in store.products.items() if p.plates)
     if not placed:
         raise ScenarioError(f"{where}: store has no placed products for random shoppers")
