@@ -30,11 +30,15 @@ class ScaleBoardSim:
         self.offset, self.gain = off, np.where(gain > 0, gain, 0.24)
         self.base = np.array([world.initial_load[p] for p in self.plates])
         col = {p: i for i, p in enumerate(self.plates)}
-        self.steps = [(ns(s.t_s), col[s.plate], s.grams) for s in world.timeline.steps if s.plate in col]
+        self.steps = sorted((ns(s.t_s), col[s.plate], s.grams) for s in world.timeline.steps if s.plate in col)
         self.touches = [(ns(t.t0_s), ns(t.t1_s), col[t.plate], t.grams)
                         for t in world.timeline.touches if t.plate in col]
-        self.dead = [col[f["plate"]] for f in world.scenario.faults
-                     if f["kind"] == "plate_dead" and f["plate"] in col]
+        faults = world.scenario.faults
+        self.dead = [col[f["plate"]] for f in faults if f["kind"] == "plate_dead" and f["plate"] in col]
+        for f in faults:
+            if f["kind"] == "plate_drift" and f.get("plate") in col:
+                self.drift[col[f["plate"]]] += float(f.get("g_per_h", 60.0)) / 3600.0
+        self.skew = _skew(faults, board_id)
         self.garbage = sum(float(f.get("rate", 0.01)) for f in world.scenario.faults
                            if f["kind"] == "serial_garbage" and f.get("device") == board_id)
         self.seq = 0
@@ -49,12 +53,18 @@ class ScaleBoardSim:
         k = np.arange(self.next_k, k_end)
         self.next_k = k_end
         t = (T0_NS + self.phase_ns + np.round(k * period / 1000.0).astype(np.int64) * 1000).astype(np.int64)
+        while self.steps and self.steps[0][0] <= t[0]:          # changes before this chunk: now the base
+            _, c, g = self.steps.pop(0)
+            self.base[c] += g
         load = np.tile(self.base, (len(t), 1))
         for ts, c, g in self.steps:
+            if ts > t[-1]:
+                break
             load[t >= ts, c] += g
         for t0, t1, c, g in self.touches:
-            rise = np.clip((t - t0) / 0.15e9, 0.0, 1.0) * np.clip((t1 - t) / 0.1e9, 0.0, 1.0)
-            load[:, c] += g * rise
+            if t1 >= t[0] and t0 <= t[-1]:
+                rise = np.clip((t - t0) / 0.15e9, 0.0, 1.0) * np.clip((t1 - t) / 0.1e9, 0.0, 1.0)
+                load[:, c] += g * rise
         secs = (t - T0_NS)[:, None] / 1e9
         load += self.drift[None, :] * secs + self.rng.normal(0.0, 1.0, load.shape) * self.noise[None, :]
         counts = np.round(self.offset[None, :] + load / self.gain[None, :]).astype(np.int64)
@@ -63,7 +73,7 @@ class ScaleBoardSim:
         out = []
         for ti, row in zip(t.tolist(), counts):
             self.seq += 1
-            frame = scale_frame(self.seq, ti, row)
+            frame = scale_frame(self.seq, self.skew(ti), row)
             if self.garbage and self.rng.random() < self.garbage:
                 frame = _corrupt(frame, self.rng)
             out.append((ti, frame))
@@ -78,6 +88,7 @@ class GateSim:
         self.queue = sorted(reads + beats, key=lambda item: (item[0], item[1] is None))
         self.pos = 0
         self.seq = 0
+        self.skew = _skew(world.scenario.faults, gate_id)
 
     def frames_until(self, t_end_ns: int) -> list[tuple[int, bytes]]:
         out = []
@@ -85,11 +96,22 @@ class GateSim:
             t, read = self.queue[self.pos]
             self.pos += 1
             self.seq += 1
+            stamp = self.skew(t)
             if read is None:
-                out.append((t, gate_frame(self.seq, t, "HB")))
+                out.append((t, gate_frame(self.seq, stamp, "HB")))
             else:
-                out.append((t, gate_frame(self.seq, t, read.action, read.token, read.party, read.staff)))
+                out.append((t, gate_frame(self.seq, stamp, read.action, read.token, read.party, read.staff)))
         return out
+
+
+def _skew(faults, device: str):
+    """sensor_clock_skew: the device's clock is off by offset_ms and runs drift_ppm fast."""
+    for f in faults:
+        if f["kind"] == "sensor_clock_skew" and f.get("device") == device:
+            offset = int(float(f.get("offset_ms", 0.0)) * 1e6)
+            ppm = float(f.get("drift_ppm", 0.0))
+            return lambda t: t + offset + int((t - T0_NS) * ppm * 1e-6) // 1000 * 1000
+    return lambda t: t
 
 
 def _corrupt(frame: bytes, rng) -> bytes:

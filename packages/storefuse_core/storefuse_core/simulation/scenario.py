@@ -20,7 +20,8 @@ SENSOR_DEFAULTS = {
     "detection_miss_rate": 0.1, "detection_false_per_frame": 0.05, "detection_pos_sd_m": 0.15,
     "gate_duplicate_prob": 0.05,
 }
-FAULT_KINDS = {"camera_dropout", "serial_garbage", "plate_dead"}
+FAULT_KINDS = {"camera_dropout", "serial_garbage", "plate_dead", "plate_drift", "gate_duplicate_read",
+               "sensor_clock_skew", "kill_node"}
 
 
 @dataclass
@@ -87,7 +88,7 @@ def parse_scenario(text: str, where: str = "<scenario>", seed: int | None = None
     for i, fault in enumerate(doc.get("faults") or []):
         if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS:
             raise ScenarioError(f"{where}: faults[{i}] needs kind one of {sorted(FAULT_KINDS)}")
-        if fault["kind"] == "plate_dead" and fault.get("plate") not in store.plates:
+        if fault["kind"] in ("plate_dead", "plate_drift") and fault.get("plate") not in store.plates:
             raise ScenarioError(f"{where}: faults[{i}] names unknown plate {fault.get('plate')!r}")
         faults.append(dict(fault))
     rng = np.random.default_rng(seed)
