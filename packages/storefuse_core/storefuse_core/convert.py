@@ -106,9 +106,9 @@ def gate_event_from_msg(m) -> GateEvent:
 def receipt_to_msg(f: MsgFactory, r: Receipt):
     lines = [f(P + "ReceiptLine", sku=ln.sku, name=ln.name, qty=int(ln.qty), unit_price=float(ln.unit_price),
                confidence=float(ln.confidence), evidence_ids=list(ln.evidence_ids)) for ln in r.lines]
-    return f(P + "Receipt", header=header(f, r.stamp_ns, "map"), session_id=r.session_id, status=int(r.status),
-             status_reason=r.status_reason, revision=int(r.revision), lines=lines, total=float(r.total),
-             currency=r.currency, confidence=float(r.confidence))
+    return f(P + "Receipt", header=header(f, r.stamp_ns, "map"), session_id=r.session_id,
+             status=int(r.status), status_reason=r.status_reason, revision=int(r.revision), lines=lines,
+             total=float(r.total), currency=r.currency, confidence=float(r.confidence))
 
 
 def receipt_from_msg(m) -> Receipt:

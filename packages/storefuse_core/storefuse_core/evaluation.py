@@ -23,7 +23,8 @@ def match(ground_truth: dict, receipts: list[dict], tolerance_ns: int = 1_000_00
         for r in free:
             stamp = r.get("final_stamp_ns")
             if stamp is not None and abs(stamp - visit["exit_ns"]) <= tolerance_ns:
-                if best is None or abs(stamp - visit["exit_ns"]) < abs(best["final_stamp_ns"] - visit["exit_ns"]):
+                off = abs(stamp - visit["exit_ns"])
+                if best is None or off < abs(best["final_stamp_ns"] - visit["exit_ns"]):
                     best = r
         if best is not None:
             free.remove(best)

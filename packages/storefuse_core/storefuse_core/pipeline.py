@@ -21,7 +21,8 @@ class FusionPipeline:
                  review_threshold: float = 0.9, sources: list[str] | None = None):
         self.store = store
         self.book = ReceiptBook(store, ledger, review_threshold)
-        self.buffer = ReorderBuffer(sources if sources is not None else sources_for(store), int(max_wait_s * 1e9))
+        self.buffer = ReorderBuffer(sources if sources is not None else sources_for(store),
+                                    int(max_wait_s * 1e9))
         self.received: dict[str, int] = {}
         self.pending: dict[str, tuple[int, int]] = {}
 

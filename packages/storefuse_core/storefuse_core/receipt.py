@@ -148,7 +148,8 @@ class ReceiptBook:
     # ---- state --------------------------------------------------------------------------------
     def receipt(self, session_id: str) -> Receipt:
         s = self.sessions[session_id]
-        lines = [ReceiptLine(ln.sku, ln.name, ln.qty, ln.unit_price, round(ln.confidence, 6), list(ln.evidence))
+        lines = [ReceiptLine(ln.sku, ln.name, ln.qty, ln.unit_price, round(ln.confidence, 6),
+                             list(ln.evidence))
                  for ln in s.lines.values() if ln.qty > 0]
         confidence = 1.0
         for ln in lines:

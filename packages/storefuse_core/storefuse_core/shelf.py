@@ -1,14 +1,20 @@
 """Pick/put detection on the shelves of one scale board.
 
 Works on the shelf sum (an item may rest on two plates) and keeps per-plate deltas to say where the
-change happened. A change starts when the shelf leaves its settled level for a few samples in a
-row, and ends when the level is flat again; the settled difference is the event. Slow drift is
-followed while idle; a hand pressing and lifting without taking anything nets to nothing.
+change happened. Real plates are noisy in very different amounts (the AiFi plates: a few at
+20-40 g per sample, most near 1 g) but their short averages are steady, so every threshold scales
+with each plate's own noise, estimated while the shelf is idle:
+- a change starts when the short-average shelf sum leaves the settled level for a few samples;
+- it settles when the raw sum is flat again (window halves agree, spread within the noise), and
+  is emitted once it has stayed at that level for confirm_s more: a hand that rests on the shelf,
+  then lifts an item, is one change, not a PUT of the hand and a PICK of hand and item;
+- the settled difference is the event; smaller than a few noise sds is absorbed into the level.
+Slow drift is followed while idle; a hand pressing and lifting without taking anything nets zero.
 """
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -19,15 +25,22 @@ from storefuse_core.product import candidates
 
 @dataclass
 class ShelfParams:
-    trigger_g: float = 8.0          # shelf-sum departure from the settled level that starts a change
-    trigger_samples: int = 3        # ... held for this many samples in a row (rejects single spikes)
-    settle_s: float = 0.4           # flat for this long = settled
-    settle_sd_g: float = 3.0        # "flat": standard deviation of the shelf sum in the window
-    settle_shift_g: float = 3.0     # "flat": first and second half of the window agree
+    trigger_g: float = 8.0          # smallest departure of the short-average shelf sum that starts a change
+    trigger_sigma: float = 6.0      # ... and at least this many noise sds of that average
+    trigger_samples: int = 3        # ... held this many samples in a row (rejects spikes)
+    average_s: float = 0.25         # short average used for triggering
+    settle_s: float = 0.5           # flat for this long = settled
+    settle_sigma: float = 4.0       # "flat": window halves agree within this many sds of their difference
+    settle_shift_g: float = 3.0     # ... or within this many grams, whichever is larger
+    settle_spread_sigma: float = 2.5  # "flat": sd of the window's shelf sums within this many noise sds
+    confirm_s: float = 0.5          # a settled level must hold this long before the event is emitted
     min_delta_g: float = 10.0       # smaller settled changes are absorbed into the level
+    min_delta_sigma: float = 5.0    # ... as are changes within this many sds of the delta's noise
     max_event_s: float = 30.0       # a shelf busy this long is measured anyway
     drift_alpha: float = 0.01       # per-sample follow rate of the idle level (slow drift)
-    plate_change_g: float = 4.0     # a plate counts as changed above this
+    noise_alpha: float = 0.005      # per-sample follow rate of each plate's noise estimate
+    warmup_s: float = 1.0           # initial level and noise come from this much data
+    plate_change_g: float = 4.0     # a plate counts as changed above this (and above its noise)
     max_qty: int = 6
 
     @classmethod
@@ -35,13 +48,17 @@ class ShelfParams:
         known = {k: type(getattr(cls, k))(v) for k, v in (values or {}).items() if hasattr(cls, k)}
         return cls(**known)
 
+    def as_dict(self) -> dict:
+        return asdict(self)
+
 
 class _ShelfState:
-    __slots__ = ("shelf_id", "idx", "in_event", "start_ns", "pending", "pending_start")
+    __slots__ = ("shelf_id", "idx", "in_event", "start_ns", "pending", "pending_start", "settled_ns", "level")
 
     def __init__(self, shelf_id: str, idx: np.ndarray):
         self.shelf_id, self.idx = shelf_id, idx
         self.in_event, self.start_ns, self.pending, self.pending_start = False, 0, 0, 0
+        self.settled_ns, self.level = 0, 0.0
 
 
 class ShelfDetector:
@@ -54,19 +71,29 @@ class ShelfDetector:
         self.shelves = [_ShelfState(s, np.array([index[p] for p in store.shelves[s].plate_ids]))
                         for s in store.gondolas[gid].shelf_ids]
         self.base: np.ndarray | None = None
+        self.sd: np.ndarray | None = None
         self.window: deque[tuple[int, np.ndarray]] = deque()
+        self.avg_rows: deque[np.ndarray] = deque()
+        self.avg_sum: np.ndarray | None = None
+        self.avg_span_ns = int(self.params.average_s * 1e9)
         self.last_ns = 0
         self.events_emitted = 0
+        self._warm: list[np.ndarray] = []
+        self._warm_start = None
 
     def watermark_ns(self) -> int:
         """No event this detector emits later can start before this stamp."""
-        marks = [self.last_ns]
+        marks = [self.last_ns - self.avg_span_ns]
         for s in self.shelves:
             if s.in_event:
                 marks.append(s.start_ns - 1)
             elif s.pending:
                 marks.append(s.pending_start - 1)
         return min(marks)
+
+    def noise(self) -> dict[str, float]:
+        """Current per-plate noise estimates (sd of one sample, grams)."""
+        return {} if self.sd is None else {p: float(v) for p, v in zip(self.plate_ids, self.sd)}
 
     def process(self, block: PlateBlock) -> list[ShelfEvent]:
         events: list[ShelfEvent] = []
@@ -85,31 +112,56 @@ class ShelfDetector:
         horizon = t - int(p.settle_s * 1e9)
         while self.window and self.window[0][0] < horizon:
             self.window.popleft()
+        self.avg_rows.append(row)
+        self.avg_sum = row.copy() if self.avg_sum is None else self.avg_sum + row
+        if len(self.avg_rows) > 1 and (len(self.avg_rows) - 1) * 1e9 / max(1.0, self._rate()) > p.average_s:
+            self.avg_sum -= self.avg_rows.popleft()
         if self.base is None:
-            if t - self.window[0][0] >= int(0.9 * p.settle_s * 1e9):
-                self.base = np.mean([r for _, r in self.window], axis=0)
-            return []
+            return self._warmup(t, row)
+        avg = self.avg_sum / len(self.avg_rows)
         out = []
         for s in self.shelves:
-            dsum = float(row[s.idx].sum() - self.base[s.idx].sum())
+            idx = s.idx
+            dsum = float(avg[idx].sum() - self.base[idx].sum())
+            sum_sd = float(np.sqrt(np.sum(self.sd[idx] ** 2)))
             if not s.in_event:
-                if abs(dsum) > p.trigger_g:
+                trigger = max(p.trigger_g, p.trigger_sigma * sum_sd / np.sqrt(len(self.avg_rows)))
+                if abs(dsum) > trigger:
                     if s.pending == 0:
-                        s.pending_start = t
+                        s.pending_start = t - self.avg_span_ns
                     s.pending += 1
                     if s.pending >= p.trigger_samples:
                         s.in_event, s.start_ns = True, s.pending_start
                 else:
                     s.pending = 0
-                    if abs(dsum) < p.trigger_g / 2:
-                        self.base[s.idx] += p.drift_alpha * (row[s.idx] - self.base[s.idx])
+                    if abs(dsum) < trigger / 2:
+                        dev = np.clip(row[idx] - self.base[idx], -6 * self.sd[idx] - 1, 6 * self.sd[idx] + 1)
+                        self.base[idx] += p.drift_alpha * (row[idx] - self.base[idx])
+                        self.sd[idx] = np.sqrt((1 - p.noise_alpha) * self.sd[idx] ** 2 + p.noise_alpha * dev ** 2)
                 continue
-            event = self._try_settle(s, t)
+            event = self._try_settle(s, t, sum_sd)
             if event is not None:
                 out.append(event)
         return out
 
-    def _try_settle(self, s: _ShelfState, t: int) -> ShelfEvent | None:
+    def _rate(self) -> float:
+        if len(self.window) < 2:
+            return 60.0
+        return (len(self.window) - 1) * 1e9 / max(1, self.window[-1][0] - self.window[0][0])
+
+    def _warmup(self, t: int, row: np.ndarray) -> list[ShelfEvent]:
+        if self._warm_start is None:
+            self._warm_start = t
+        self._warm.append(row)
+        if t - self._warm_start >= int(self.params.warmup_s * 1e9) and len(self._warm) >= 8:
+            data = np.array(self._warm)
+            self.base = np.median(data, axis=0)
+            diffs = np.diff(data, axis=0)
+            self.sd = np.maximum(0.1, 1.4826 * np.median(np.abs(diffs), axis=0) / np.sqrt(2))
+            self._warm = []
+        return []
+
+    def _try_settle(self, s: _ShelfState, t: int, sum_sd: float) -> ShelfEvent | None:
         p = self.params
         span_ok = self.window[0][0] >= s.start_ns and t - self.window[0][0] >= int(0.9 * p.settle_s * 1e9)
         timed_out = t - s.start_ns > int(p.max_event_s * 1e9)
@@ -118,20 +170,32 @@ class ShelfDetector:
         block = np.array([r[s.idx] for _, r in self.window])
         sums = block.sum(axis=1)
         half = len(sums) // 2
-        flat = sums.std() < p.settle_sd_g and abs(sums[:half].mean() - sums[half:].mean()) < p.settle_shift_g
+        shift_sd = sum_sd * np.sqrt(2.0 / max(1, half))
+        flat = abs(sums[:half].mean() - sums[half:].mean()) < max(p.settle_shift_g, p.settle_sigma * shift_sd) \
+            and sums.std() < max(p.settle_shift_g, p.settle_spread_sigma * sum_sd)
+        if flat and s.settled_ns and abs(sums.mean() - s.level) > max(p.trigger_g, p.settle_sigma * shift_sd):
+            flat = False                                  # flat again, but at another level: keep going
         if not flat and not timed_out:
+            s.settled_ns = 0
             return None
+        if not timed_out:
+            if not s.settled_ns:
+                s.settled_ns, s.level = t, float(sums.mean())
+            if t - s.settled_ns < int(p.confirm_s * 1e9):
+                return None
+        s.settled_ns = 0
         level = block.mean(axis=0)
         deltas = level - self.base[s.idx]
         self.base[s.idx] = level
         s.in_event, s.pending = False, 0
         delta = float(deltas.sum())
-        if abs(delta) < p.min_delta_g:
+        noise_sd = float(sum_sd * np.sqrt(2.0 / len(sums)) + 0.5)
+        if abs(delta) < max(p.min_delta_g, p.min_delta_sigma * noise_sd):
             return None
-        noise_sd = float(max(0.5, np.sqrt(2.0) * sums.std() / np.sqrt(len(sums))) + 0.5)
+        plate_sd = self.sd[s.idx] * np.sqrt(2.0 / len(sums))
         plates = [(pid, float(d)) for pid, d in zip((self.plate_ids[i] for i in s.idx), deltas)]
-        changed = [(pid, d) for pid, d in plates if abs(d) >= p.plate_change_g] or \
-            [max(plates, key=lambda item: abs(item[1]))]
+        changed = [(pid, d) for (pid, d), sd in zip(plates, plate_sd) if abs(d) >= max(p.plate_change_g, 4 * sd)] \
+            or [max(plates, key=lambda item: abs(item[1]))]
         self.events_emitted += 1
         return ShelfEvent(
             event_id=f"{s.shelf_id}-{s.start_ns}", stamp_ns=t, start_ns=s.start_ns,

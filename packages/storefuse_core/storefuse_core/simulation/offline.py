@@ -71,7 +71,8 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0) -> dict
                 else:
                     ev = gates[dev].feed(frame)
                     if ev is not None:
-                        bag.write(topics.GATE_EVENTS, topics.TYPES[topics.GATE_EVENTS], ts, gate_event_to_msg(f, ev))
+                        bag.write(topics.GATE_EVENTS, topics.TYPES[topics.GATE_EVENTS], ts,
+                                  gate_event_to_msg(f, ev))
                     bag.write(topics.GATE_WATERMARK, topics.TYPES[topics.GATE_WATERMARK], ts,
                               watermark_to_msg(f, dev, gates[dev].watermark_ns, gates[dev].events_out))
     return gt

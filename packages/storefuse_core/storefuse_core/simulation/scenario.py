@@ -107,7 +107,8 @@ def parse_scenario(text: str, where: str = "<scenario>", seed: int | None = None
         for a in s.script:
             if a.kind == "hand_over" and a.to not in ids:
                 raise ScenarioError(f"{where}: shopper {s.id} hands over to unknown shopper {a.to!r}")
-    return Scenario(store, seed, sorted(shoppers, key=lambda s: (s.enter_s, s.id)), sensors, faults, where, text)
+    shoppers = sorted(shoppers, key=lambda s: (s.enter_s, s.id))
+    return Scenario(store, seed, shoppers, sensors, faults, where, text)
 
 
 def _shopper(store: Store, entry, where: str) -> Shopper:

@@ -144,7 +144,8 @@ class World:
                 party = len(groups[s.group]) if s.group else 1
                 self._read(s.enter_s, entry.id, "ENTRY", token, party, s.staff)
                 if not s.staff:
-                    tl.visits[visit] = {"visit_id": visit, "members": [], "entry_s": s.enter_s, "token": token}
+                    tl.visits[visit] = {"visit_id": visit, "members": [], "entry_s": s.enter_s,
+                                        "token": token}
             if not s.staff:
                 tl.visits[visit]["members"].append(s.id)
             self.looks[s.id] = (float(self.rng.uniform(1.55, 1.95)),
@@ -239,7 +240,8 @@ class World:
         plate = self.store.plates[plate_id]
         g = self.store.gondolas[plate.gondola_id]
         off = g.depth_m / 2 - 0.1
-        return (round(plate.x + math.sin(g.yaw) * off, 3), round(plate.y - math.cos(g.yaw) * off, 3), plate.z + 0.1)
+        return (round(plate.x + math.sin(g.yaw) * off, 3), round(plate.y - math.cos(g.yaw) * off, 3),
+                plate.z + 0.1)
 
     def _walk(self, traj, t, pos, target):
         for wp in self.floor.path(pos, target)[1:]:
@@ -247,7 +249,8 @@ class World:
             steps = max(1, int(dist / WALK_MPS * 10))
             for k in range(1, steps + 1):
                 f = k / steps
-                traj.append([t + f * dist / WALK_MPS, pos[0] + f * (wp[0] - pos[0]), pos[1] + f * (wp[1] - pos[1])])
+                traj.append([t + f * dist / WALK_MPS, pos[0] + f * (wp[0] - pos[0]),
+                             pos[1] + f * (wp[1] - pos[1])])
             t, pos = t + dist / WALK_MPS, (float(wp[0]), float(wp[1]))
         return t, pos
 
