@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-INSTALL = ROOT / "ros2_ws" / "install"
+from sftest import INSTALL, ROOT, node_exe  # noqa: F401  (re-exported for fixtures)
+
 _domains = itertools.count()
-
-
-def node_exe(pkg: str, exe: str) -> Path:
-    path = INSTALL / pkg / "lib" / pkg / exe
-    assert path.is_file(), f"{path} missing: run scripts/setup.sh"
-    return path
 
 
 @pytest.fixture

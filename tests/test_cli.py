@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import ROOT
+from sftest import ROOT
 
 SCENARIO = ROOT / "scenarios" / "minimart_two_shoppers.yaml"
 

@@ -10,7 +10,7 @@ from storefuse_core.bag import read_bag
 from storefuse_core.evaluation import score
 from storefuse_core.replay import replay_bag
 
-from conftest import ROOT
+from sftest import ROOT
 
 BAGS = sorted(p for p in (ROOT / "bags").iterdir() if (p / "metadata.yaml").is_file())
 

@@ -12,7 +12,7 @@ from storefuse_core.simulation.pty import PtyDevice
 from storefuse_interfaces.msg import GateEvent, ShelfEvent
 from storefuse_nodes.common import EVENTS_QOS
 
-from conftest import node_exe
+from sftest import node_exe
 
 pytestmark = pytest.mark.system
 T0 = 1_767_225_600_000_000_000

@@ -7,7 +7,7 @@ import yaml
 
 from storefuse_tools.launch_runner import load_launch
 
-from conftest import INSTALL, ROOT
+from sftest import INSTALL, ROOT
 
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.yaml"))
 # The launch_ros YAML frontend's actions and the attributes this project uses.
@@ -45,6 +45,6 @@ def test_sim_launch_starts_the_whole_store():
     specs = load_launch(ROOT / "launch" / "sim.launch.yaml", {"run_dir": "/tmp/x"})
     names = sorted(s.name for s in specs)
     assert names == sorted(["gate_entry_1_reader", "gate_exit_1_reader", "scale_G1", "scale_G2", "scale_G3",
-                            "receipt", "store_sim", "recorder"])
+                            "receipt", "store_sim", "recorder", "store_description"])
     without_recorder = load_launch(ROOT / "launch" / "sim.launch.yaml", {"run_dir": "/tmp/x", "record": "false"})
     assert "recorder" not in {s.name for s in without_recorder}

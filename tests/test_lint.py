@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from sftest import ROOT
 
 
 def test_ruff_is_clean():

@@ -9,7 +9,7 @@ from storefuse_core.evaluation import match
 from storefuse_core.replay import replay_bag
 from storefuse_tools.live import run_live
 
-from conftest import ROOT
+from sftest import ROOT
 
 SCENARIO = ROOT / "scenarios" / "minimart_two_shoppers.yaml"
 pytestmark = pytest.mark.system

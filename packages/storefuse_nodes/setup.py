@@ -9,6 +9,7 @@ NODES = {
     "receipt": "receipt",
     "store_sim": "store_sim",
     "recorder": "recorder",
+    "store_description": "store_description",
 }
 
 setup(

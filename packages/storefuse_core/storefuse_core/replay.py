@@ -15,7 +15,7 @@ from storefuse_core.convert import block_from_msg, gate_event_from_msg, receipt_
 from storefuse_core.events import Receipt, ShelfEvent
 from storefuse_core.layout import Store, load_store, parse_store
 from storefuse_core.pipeline import FusionPipeline, finals_json
-from storefuse_core.shelf import ShelfDetector, ShelfParams
+from storefuse_core.shelf import ShelfDetector, ShelfParams, config_from_json
 
 
 @dataclass
@@ -48,11 +48,19 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
     pipeline = FusionPipeline(store)
     result = ReplayResult([], [])
-    wanted = [topics.PLATE_WEIGHTS, topics.GATE_EVENTS, topics.GATE_WATERMARK, topics.RECEIPTS_FINAL]
+    wanted = [topics.PLATE_WEIGHTS, topics.GATE_EVENTS, topics.GATE_WATERMARK, topics.RECEIPTS_FINAL,
+              topics.SHELF_CONFIG]
+    started: set[str] = set()
     for m in read_bag(path, wanted):
         result.messages += 1
+        if m.topic == topics.SHELF_CONFIG:
+            board, board_params = config_from_json(m.msg.data)
+            if board in detectors and board not in started:     # the driver's own settings win
+                detectors[board] = ShelfDetector(store, board, board_params)
+            continue
         if m.topic == topics.PLATE_WEIGHTS:
             block = block_from_msg(m.msg)
+            started.add(block.board_id)
             det = detectors.get(block.board_id)
             if det is None:
                 continue

@@ -13,6 +13,7 @@ Slow drift is followed while idle; a hand pressing and lifting without taking an
 """
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import asdict, dataclass
 
@@ -50,6 +51,16 @@ class ShelfParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def config_json(board_id: str, params: ShelfParams) -> str:
+    """What a scale driver announces about itself (and a bag keeps for replay)."""
+    return json.dumps({"board_id": board_id, "detector": params.as_dict()}, sort_keys=True)
+
+
+def config_from_json(text: str) -> tuple[str, ShelfParams]:
+    doc = json.loads(text)
+    return doc["board_id"], ShelfParams.from_dict(doc.get("detector") or {})
 
 
 class _ShelfState:

@@ -27,4 +27,8 @@ def relative(topic: str) -> str:
     return topic.removeprefix(NS + "/")
 
 SIM_STATUS = f"{NS}/sim/status"            # std_msgs/String JSON, transient local
-LATCHED: set[str] = set()
+# Each scale driver's effective detector settings (std_msgs/String JSON, transient local): a bag
+# carries them so an offline replay runs the detector exactly as the live driver did.
+SHELF_CONFIG = f"{NS}/shelves/config"
+TYPES[SHELF_CONFIG] = "std_msgs/msg/String"
+LATCHED: set[str] = {SHELF_CONFIG}

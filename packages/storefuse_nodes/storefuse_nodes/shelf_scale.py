@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
 
 from storefuse_core import topics
 from storefuse_core.calibration import load_calibration
@@ -12,7 +14,7 @@ from storefuse_core.convert import block_to_msg, shelf_event_to_msg, watermark_t
 from storefuse_core.layout import load_store
 from storefuse_core.port import LinePort
 from storefuse_core.scale import ScaleBoard
-from storefuse_core.shelf import ShelfDetector, ShelfParams
+from storefuse_core.shelf import ShelfDetector, ShelfParams, config_json
 from storefuse_interfaces.msg import PlateWeights, ShelfEvent, Watermark
 from storefuse_nodes.common import ERROR, EVENTS_QOS, MSG, OK, WARN, WEIGHTS_QOS, Diagnostics, run
 
@@ -36,6 +38,10 @@ class ShelfScaleNode(Node):
         self.weights_pub = self.create_publisher(PlateWeights, topics.relative(topics.PLATE_WEIGHTS), WEIGHTS_QOS)
         self.events_pub = self.create_publisher(ShelfEvent, topics.relative(topics.SHELF_EVENTS), EVENTS_QOS)
         self.wm_pub = self.create_publisher(Watermark, topics.relative(topics.SHELF_WATERMARK), EVENTS_QOS)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.config_pub = self.create_publisher(String, topics.relative(topics.SHELF_CONFIG), latched)
+        self.config_pub.publish(String(data=config_json(self.board_id, params)))
         self.diag = Diagnostics(self, f"storefuse/shelf_scale/{self.board_id}", port)
         self.last_error = ""
         self.get_logger().info(f"{self.board_id}: {len(self.board.plate_ids)} plates, detector "

@@ -155,6 +155,10 @@ def _same_lines(a, b) -> bool:
     return norm(a) == norm(b)
 
 
+from storefuse_tools.store_commands import register  # noqa: E402, I001
+register(app)
+
+
 def main() -> None:
     try:
         app()

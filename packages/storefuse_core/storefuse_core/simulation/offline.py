@@ -20,7 +20,7 @@ from storefuse_core.convert import (
 )
 from storefuse_core.gate import GateReader
 from storefuse_core.scale import ScaleBoard
-from storefuse_core.shelf import ShelfDetector, ShelfParams
+from storefuse_core.shelf import ShelfDetector, ShelfParams, config_json
 from storefuse_core.simulation.devices import devices
 from storefuse_core.simulation.scenario import Scenario
 from storefuse_core.simulation.world import T0_NS, World
@@ -53,6 +53,9 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0) -> dict
         for topic, msgtype in topics.RAW_TYPES.items():
             bag.add_topic(topic, msgtype)
         bag.add_topic(topics.SHELF_EVENTS, topics.TYPES[topics.SHELF_EVENTS])
+        for b in store.boards:
+            bag.write(topics.SHELF_CONFIG, topics.TYPES[topics.SHELF_CONFIG], T0_NS,
+                      f("std_msgs/msg/String", data=config_json(b, params)))
         end_ns = T0_NS + int(gt["duration_s"] * 1e9)
         t = T0_NS
         while t < end_ns:

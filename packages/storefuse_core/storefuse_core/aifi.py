@@ -1,0 +1,153 @@
+"""The `aifi` store: a layout built from the AiFi AutoCheckout catalogue (products.csv).
+
+The CSV (Name,Gondola,Shelf,Plate,Weight,Price,Image; one row per product per plate, -1,-1,-1 when
+not placed) may not be committed, but a layout derived from it may. Product names are the CSV's
+`Name` verbatim (scenarios and the AiFi ground truth name products that way); skus are derived from
+the name so they never change between imports. The shelf structure is the recorded store's: the
+dataset has a plate file for every load cell, and those plates exist here even where nothing is
+placed (G1S4 reports 14 channels, G3 has 5 shelves, G4S5 10 plates).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from pathlib import Path
+
+from storefuse_core.errors import LayoutError
+from storefuse_core.frames import look_at_rpy
+from storefuse_core.layout import PLATE_RE, dump_layout, parse_store
+
+# Plates per shelf (shelf 1 = lowest), from the dataset's plates/gondola_G_shelf_S_plate_P.csv files.
+SHELVES = {1: [12, 12, 12, 14, 12, 12], 2: [12] * 6, 3: [12] * 5, 4: [12, 12, 12, 12, 10, 12], 5: [12] * 6}
+# A ~10 x 8 m room: three gondolas on the back wall, an island of two back to back (centre x, y, yaw).
+GONDOLA_POSES = {1: (2.2, 7.45, 0), 2: (5.0, 7.45, 0), 3: (7.8, 7.45, 0), 4: (5.0, 4.25, 0), 5: (5.0, 4.75, 180)}
+GONDOLA_LENGTH_M, GONDOLA_DEPTH_M = 1.2, 0.5
+FLOOR = (10.0, 8.0)
+# 12 ceiling cameras (cam0..cam11, as the competition's video files are named), 640x360 like the videos.
+CAMERA_GRID_X, CAMERA_GRID_Y, CAMERA_Z = (1.25, 3.75, 6.25, 8.75), (1.5, 4.0, 6.5), 3.0
+CAMERA_HFOV_DEG = 100.0
+
+
+def sku_for(name: str) -> str:
+    """AIFI- plus the first 10 hex digits of the name's SHA-1: stable across imports."""
+    return "AIFI-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:10].upper()
+
+
+def read_catalogue(csv_path: Path) -> list[dict]:
+    """One entry per product name: unit grams, price and the plates it occupies (CSV order kept)."""
+    path = Path(csv_path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read the AiFi products CSV ({exc.strerror})") from exc
+    need = {"Name", "Gondola", "Shelf", "Plate", "Weight", "Price"}
+    if not rows or not need <= set(rows[0]):
+        raise LayoutError(f"{path}: expected a header with {', '.join(sorted(need))}")
+    by_name: dict[str, dict] = {}
+    for line, row in enumerate(rows, start=2):
+        where = f"{path}:{line} ({row['Name'].strip()!r})"
+        try:
+            g, s, p = int(row["Gondola"]), int(row["Shelf"]), int(row["Plate"])
+            grams, price = float(row["Weight"]), float(row["Price"])
+        except ValueError:
+            raise LayoutError(f"{where}: Gondola/Shelf/Plate must be integers, Weight/Price numbers") from None
+        entry = by_name.setdefault(row["Name"], {"name": row["Name"], "plates": [], "rows": []})
+        entry["rows"].append((g >= 1, grams, price))
+        if (g, s, p) == (-1, -1, -1):
+            continue
+        if g not in SHELVES or not 1 <= s <= len(SHELVES[g]) or not 1 <= p <= SHELVES[g][s - 1]:
+            raise LayoutError(f"{where}: no plate G{g}S{s}P{p} in the AiFi store")
+        entry["plates"].append(f"G{g}S{s}P{p}")
+    for entry in by_name.values():
+        entry["plates"].sort(key=_plate_key)
+        placed = {(gr, pr) for is_placed, gr, pr in entry["rows"] if is_placed}
+        if len(placed) > 1:
+            raise LayoutError(f"{path}: product {entry['name']!r} has different weights/prices on its plates")
+        # A name listed twice unplaced with different weights (a 0 g placeholder row beside the real
+        # one): the heaviest row wins, its price with it.
+        entry["grams"], entry["price"] = max(placed) if placed else max((gr, pr) for _, gr, pr in entry["rows"])
+        if entry["plates"] and entry["grams"] <= 0:
+            raise LayoutError(f"{path}: product {entry['name']!r} is placed but has no unit weight")
+    return list(by_name.values())
+
+
+def layout_from_products_csv(csv_path: str | Path) -> str:
+    """The aifi store's layout.yaml text, built from the AiFi products CSV (deterministic)."""
+    catalogue = read_catalogue(Path(csv_path))
+    skus: dict[str, str] = {}
+    for entry in catalogue:
+        sku = sku_for(entry["name"])
+        if sku in skus:
+            raise LayoutError(f"{csv_path}: names {skus[sku]!r} and {entry['name']!r} derive the same sku {sku}")
+        skus[sku] = entry["name"]
+
+    def order(entry):       # placed products by their first plate, then the rest by name
+        return (0, _plate_key(entry["plates"][0]), "") if entry["plates"] else (1, (), entry["name"])
+
+    products = []
+    for entry in sorted(catalogue, key=order):
+        grams = round(entry["grams"], 3)
+        products.append({"sku": sku_for(entry["name"]), "name": entry["name"], "grams": grams,
+                         "grams_sd": round(max(1.0, 0.02 * grams), 2), "price": round(entry["price"], 2),
+                         "plates": entry["plates"]})
+    doc = {"store": "aifi", "name": "AiFi AutoCheckout store (CPS-IoT Week 2020)", "currency": "USD",
+           "floor": {"length_m": FLOOR[0], "width_m": FLOOR[1]},
+           "token_secret_env": "STOREFUSE_TOKEN_SECRET",
+           "gondolas": _gondolas(), "gates": _gates(), "cameras": _cameras(), "products": products}
+    text = dump_layout(doc, HEADER)
+    parse_store(text, Path("aifi/layout.yaml"))            # what we write must load
+    return text
+
+
+HEADER = """
+AiFi AutoCheckout store: GENERATED by `storefuse import-aifi-layout products.csv` (storefuse_core/aifi.py);
+regenerate rather than edit. Planogram (names verbatim, unit grams, prices, plates) from the AiFi
+catalogue; skus = AIFI- + sha1(name)[:10]. Shelf structure from the recorded plate files; room
+geometry, cameras and gates are plausible, not measured (no calibration was published).
+Products with plates: [] are in the catalogue but were not placed in the recorded test.
+"""
+
+
+def _plate_key(plate_id: str) -> tuple[int, int, int]:
+    g, s, p = PLATE_RE.fullmatch(plate_id).groups()
+    return int(g), int(s), int(p)
+
+
+def _gondolas() -> list[dict]:
+    out = []
+    for g, counts in SHELVES.items():
+        x, y, yaw = GONDOLA_POSES[g]
+        heights = [round(0.2 + 0.3 * i, 3) for i in range(len(counts))] if len(counts) == 6 else \
+            [round(0.2 + 0.35 * i, 3) for i in range(len(counts))]
+        out.append({"id": f"G{g}", "x": x, "y": y, "yaw_deg": yaw, "length_m": GONDOLA_LENGTH_M,
+                    "depth_m": GONDOLA_DEPTH_M, "shelf_heights_m": heights,
+                    "plates_per_shelf": counts[0] if len(set(counts)) == 1 else counts})
+    return out
+
+
+def _gates() -> list[dict]:
+    return [{"id": "gate_entry_1", "direction": "entry", "x": 8.4, "y": 0.6, "width_m": 0.9},
+            {"id": "gate_exit_1", "direction": "exit", "x": 9.4, "y": 0.6, "width_m": 0.9}]
+
+
+def _cameras() -> list[dict]:
+    """A 4 x 3 ceiling grid, each camera angled towards the middle of the room as in the videos."""
+    fx = round(320 / math.tan(math.radians(CAMERA_HFOV_DEG / 2)), 1)
+    centre = (FLOOR[0] / 2, FLOOR[1] / 2)
+    cams = []
+    for j, y in enumerate(CAMERA_GRID_Y):
+        for i, x in enumerate(CAMERA_GRID_X):
+            dx, dy = centre[0] - x, centre[1] - y
+            d = math.hypot(dx, dy)
+            target = (x + 1.5 * dx / d, y + 1.5 * dy / d, 0.0) if d > 0.5 else (x, y, 0.0)
+            roll, pitch, yaw = look_at_rpy((x, y, CAMERA_Z), target)
+            cams.append({"id": f"cam{j * len(CAMERA_GRID_X) + i}", "kind": "rgb", "x": x, "y": y, "z": CAMERA_Z,
+                         "roll_deg": _deg(roll), "pitch_deg": _deg(pitch), "yaw_deg": _deg(yaw),
+                         "width": 640, "height": 360, "fx": fx, "fy": fx, "cx": 320.0, "cy": 180.0, "rate_hz": 10})
+    return cams
+
+
+def _deg(rad: float) -> float:
+    return round(math.degrees(rad), 2) + 0.0            # + 0.0: no "-0.0" in the file
