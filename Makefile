@@ -30,7 +30,7 @@ system: setup
 	@$(ENV) python -m pytest -q tests
 
 lint: setup
-	@$(ENV) ruff check packages tests bench scripts
+	@$(ENV) ruff check packages tests scripts $(wildcard bench)
 
 bags: setup
 	@$(ENV) bash scripts/make_bags.sh

@@ -6,7 +6,8 @@ from sftest import ROOT
 
 
 def test_ruff_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "packages", "tests", "scripts", "bench"],
+    paths = [p for p in ("packages", "tests", "scripts", "bench") if (ROOT / p).is_dir()]
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", *paths],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -120,3 +120,34 @@ def receipt_from_msg(m) -> Receipt:
 
 def watermark_to_msg(f: MsgFactory, source: str, ns: int, items_published: int):
     return f(P + "Watermark", header=header(f, ns, source), items_published=int(items_published))
+
+
+# ---- carts -------------------------------------------------------------------------------------
+def cart_message(f: MsgFactory, m) -> tuple[str, object]:
+    """A simulated cart's message (simulation.devices.CartMessage) -> (leaf topic, ROS message)."""
+    link = f"{m.cart_id}/base_link"
+    d = m.data
+    if m.kind == "uwb":
+        return "uwb", f(P + "UwbRanges", header=header(f, m.t_ns, link), cart_id=m.cart_id,
+                        anchor_ids=list(d["anchor_ids"]), ranges_m=f.array(np.array(d["ranges"]), "f"),
+                        quality=f.array(np.array(d["quality"]), "f"))
+    if m.kind == "event":
+        return "events", f(P + "CartEvent", header=header(f, m.t_ns, link), cart_id=m.cart_id, kind=int(d["kind"]),
+                           barcode=d["barcode"], delta_grams=float(d["delta"]), total_grams=float(d["total"]),
+                           noise_sd=float(d["sd"]), seq=int(d["seq"]))
+    half = d["yaw"] / 2
+    cov = np.zeros(36)
+    cov[0] = cov[7] = 0.01
+    cov[35] = 0.005
+    pose = f("geometry_msgs/msg/PoseWithCovariance",
+             pose=f("geometry_msgs/msg/Pose",
+                    position=f("geometry_msgs/msg/Point", x=float(d["x"]), y=float(d["y"]), z=0.0),
+                    orientation=f("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=float(np.sin(half)),
+                                  w=float(np.cos(half)))),
+             covariance=f.array(cov, "d"))
+    twist = f("geometry_msgs/msg/TwistWithCovariance",
+              twist=f("geometry_msgs/msg/Twist", linear=f("geometry_msgs/msg/Vector3", x=float(d["v"]), y=0.0, z=0.0),
+                      angular=f("geometry_msgs/msg/Vector3", x=0.0, y=0.0, z=float(d["w"]))),
+              covariance=f.array(cov, "d"))
+    return "odom", f("nav_msgs/msg/Odometry", header=header(f, m.t_ns, f"{m.cart_id}/odom"),
+                     child_frame_id=link, pose=pose, twist=twist)

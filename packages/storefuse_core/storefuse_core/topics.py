@@ -32,3 +32,11 @@ SIM_STATUS = f"{NS}/sim/status"            # std_msgs/String JSON, transient loc
 SHELF_CONFIG = f"{NS}/shelves/config"
 TYPES[SHELF_CONFIG] = "std_msgs/msg/String"
 LATCHED: set[str] = {SHELF_CONFIG}
+
+
+def cart_topic(cart_id: str, leaf: str) -> str:
+    """/store/carts/<cart>/{uwb,odom,events}."""
+    return f"{NS}/carts/{cart_id}/{leaf}"
+
+
+CART_TYPES = {"uwb": IFACE + "UwbRanges", "odom": "nav_msgs/msg/Odometry", "events": IFACE + "CartEvent"}

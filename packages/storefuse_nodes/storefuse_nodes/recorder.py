@@ -28,14 +28,17 @@ class RecorderNode(Node):
             raise SystemExit("recorder: parameter 'out' (the bag folder to create) is required")
         store = load_store(self.declare_parameter("store", "minimart").value)
         scenario = self.declare_parameter("scenario", "").value
-        wanted = list(self.declare_parameter("topics", list(topics.TYPES)).value)
+        known = dict(topics.TYPES)
+        for cart in store.carts:
+            known.update({topics.cart_topic(cart, leaf): t for leaf, t in topics.CART_TYPES.items()})
+        wanted = list(self.declare_parameter("topics", list(known)).value)
         text = Path(scenario).read_text() if scenario else ""
         self.bag = BagWriter(Path(out), bag_custom_data(store, ShelfParams(), text))
         self.closed = False
         for topic in wanted:
-            msgtype = topics.TYPES.get(topic)
+            msgtype = known.get(topic)
             if msgtype is None:
-                raise SystemExit(f"recorder: unknown topic {topic!r} (known: {', '.join(topics.TYPES)})")
+                raise SystemExit(f"recorder: unknown topic {topic!r} (known: {', '.join(known)})")
             self.bag.add_topic(topic, msgtype)
             qos = LATCHED_QOS if topic in topics.LATCHED else RECORD_QOS
             self.create_subscription(message_class(msgtype), topic, self._writer(topic), qos, raw=True)

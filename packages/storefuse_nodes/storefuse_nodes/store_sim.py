@@ -16,11 +16,13 @@ from std_msgs.msg import String
 
 from storefuse_core import topics
 from storefuse_core.calibration import load_calibration
-from storefuse_core.simulation.devices import devices
+from storefuse_core.convert import cart_message
+from storefuse_core.simulation.devices import carts, devices
 from storefuse_core.simulation.pty import PtyDevice
 from storefuse_core.simulation.scenario import load_scenario
 from storefuse_core.simulation.world import T0_NS, World
-from storefuse_nodes.common import run
+from storefuse_nodes.common import EVENTS_QOS, MSG, run
+from storefuse_nodes.msgtypes import message_class
 
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -44,6 +46,10 @@ class StoreSimNode(Node):
         self.end_ns = T0_NS + int(gt["duration_s"] * 1e9)
         self.devices = devices(self.world)
         self.ptys = {dev: PtyDevice(dev, dev_dir) for dev in self.devices}
+        # Smart carts are network devices: their computers publish ROS topics themselves.
+        self.carts = carts(self.world)
+        self.cart_pubs = {(c, leaf): self.create_publisher(message_class(t), topics.cart_topic(c, leaf), EVENTS_QOS)
+                          for c in self.carts for leaf, t in topics.CART_TYPES.items()}
         self.waiting = {f"storefuse/gate_reader/{g}" for g in store.gates}
         self.waiting |= {f"storefuse/shelf_scale/{b}" for b in store.boards} | {"storefuse/receipt"}
         if wait_recorder:
@@ -81,6 +87,10 @@ class StoreSimNode(Node):
             self.ptys[dev].write(frame)
         for pty in self.ptys.values():
             pty.flush()
+        for sim in self.carts.values():
+            for cm in sim.messages_until(min(sim_ns, self.end_ns)):
+                leaf, msg = cart_message(MSG, cm)
+                self.cart_pubs[(cm.cart_id, leaf)].publish(msg)
         self.frames += len(batch)
         if sim_ns >= self.end_ns:
             self.done = True

@@ -6,6 +6,9 @@ hand's press while an item is taken. Gate readers: ENTRY/EXIT frames plus heartb
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from storefuse_core.frame import gate_frame, scale_frame
@@ -126,6 +129,94 @@ def _corrupt(frame: bytes, rng) -> bytes:
     return bytes(b[: int(rng.integers(1, len(b) - 2))]) + b"\r\n"
 
 
+@dataclass
+class CartMessage:
+    """One message a smart cart's computer publishes (carts talk Wi-Fi/ROS, not serial)."""
+    t_ns: int
+    cart_id: str
+    kind: str                      # uwb | odom | event
+    data: dict
+
+
+class CartSim:
+    """UWB ranges to the anchors (noise, multipath), wheel odometry (scale error, heading drift),
+    barcode scans and the cart scale's settled changes."""
+
+    UWB_HZ, ODOM_HZ = 10.0, 20.0
+
+    def __init__(self, world: World, cart_id: str, index: int):
+        self.world, self.cart_id = world, cart_id
+        self.rng = np.random.default_rng([world.scenario.seed, index, 7])
+        self.anchors = sorted(world.store.uwb_anchors.values(), key=lambda a: a.id)
+        self.scale_err = 1.0 + float(self.rng.normal(0.0, 0.02))
+        self.gyro_bias = float(self.rng.normal(0.0, 0.002))
+        ev = sorted(e for e in world.timeline.cart_events if e[1] == cart_id)
+        self.events = [(ns(t), kind, sku, g) for t, _, kind, sku, g in ev]
+        self.next_uwb = self.next_odom = T0_NS
+        self.odom = None            # x, y, yaw in the cart's odom frame
+        self.prev = None
+        self.total = 0.0
+        self.seq = 0
+
+    def messages_until(self, t_end_ns: int) -> list[CartMessage]:
+        out: list[CartMessage] = []
+        while self.next_odom < t_end_ns:
+            out += self._odom(self.next_odom)
+            self.next_odom += int(1e9 / self.ODOM_HZ)
+        while self.next_uwb < t_end_ns:
+            out += self._uwb(self.next_uwb)
+            self.next_uwb += int(1e9 / self.UWB_HZ)
+        while self.events and self.events[0][0] < t_end_ns:
+            t, kind, sku, grams = self.events.pop(0)
+            self.seq += 1
+            if kind == "scan":
+                data = {"kind": 0, "barcode": sku, "delta": 0.0, "total": self.total, "sd": 0.0}
+            else:
+                measured = grams + float(self.rng.normal(0.0, 2.0))
+                self.total += measured
+                data = {"kind": 1, "barcode": "", "delta": round(measured, 2), "total": round(self.total, 2), "sd": 2.0}
+            out.append(CartMessage(t, self.cart_id, "event", dict(data, seq=self.seq)))
+        return sorted(out, key=lambda m: (m.t_ns, m.kind))
+
+    def _true(self, t_ns: int):
+        return self.world.cart_pose(self.cart_id, (t_ns - T0_NS) / 1e9)
+
+    def _uwb(self, t: int) -> list[CartMessage]:
+        pose = self._true(t)
+        if pose is None or not self.anchors:
+            return []
+        ids, ranges, quality = [], [], []
+        for a in self.anchors:
+            d = math.sqrt((a.x - pose[0]) ** 2 + (a.y - pose[1]) ** 2 + (a.z - 1.0) ** 2)
+            if d > 30.0:
+                continue
+            r, q = d + float(self.rng.normal(0.0, 0.08)), float(self.rng.uniform(0.7, 1.0))
+            if self.rng.random() < 0.05:                       # multipath: the first path was blocked
+                r += float(self.rng.uniform(0.3, 2.0))
+                q = float(self.rng.uniform(0.2, 0.8))
+            ids.append(a.id)
+            ranges.append(round(r, 3))
+            quality.append(round(q, 2))
+        return [CartMessage(t, self.cart_id, "uwb", {"anchor_ids": ids, "ranges": ranges, "quality": quality})]
+
+    def _odom(self, t: int) -> list[CartMessage]:
+        pose = self._true(t)
+        if pose is None:
+            self.prev = None
+            return []
+        if self.prev is None:
+            self.prev, self.odom = pose, [0.0, 0.0, 0.0]
+        dt = 1.0 / self.ODOM_HZ
+        dist = math.hypot(pose[0] - self.prev[0], pose[1] - self.prev[1]) * self.scale_err
+        dyaw = math.atan2(math.sin(pose[2] - self.prev[2]), math.cos(pose[2] - self.prev[2])) + self.gyro_bias * dt
+        self.odom[2] += dyaw
+        self.odom[0] += dist * math.cos(self.odom[2])
+        self.odom[1] += dist * math.sin(self.odom[2])
+        self.prev = pose
+        return [CartMessage(t, self.cart_id, "odom", {"x": self.odom[0], "y": self.odom[1], "yaw": self.odom[2],
+                                                      "v": dist / dt, "w": dyaw / dt})]
+
+
 def devices(world: World) -> dict[str, object]:
     """Every serial device of the store: scale boards and gate readers, by device id."""
     out: dict[str, object] = {}
@@ -134,3 +225,7 @@ def devices(world: World) -> dict[str, object]:
     for gate in sorted(world.store.gates):
         out[gate] = GateSim(world, gate)
     return out
+
+
+def carts(world: World) -> dict[str, CartSim]:
+    return {c: CartSim(world, c, i) for i, c in enumerate(sorted(world.timeline.carts))}

@@ -13,6 +13,7 @@ from storefuse_core.bag import BagWriter
 from storefuse_core.calibration import load_calibration
 from storefuse_core.convert import (
     block_to_msg,
+    cart_message,
     gate_event_to_msg,
     rosbags_factory,
     shelf_event_to_msg,
@@ -21,7 +22,7 @@ from storefuse_core.convert import (
 from storefuse_core.gate import GateReader
 from storefuse_core.scale import ScaleBoard
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_json
-from storefuse_core.simulation.devices import devices
+from storefuse_core.simulation.devices import carts, devices
 from storefuse_core.simulation.scenario import Scenario
 from storefuse_core.simulation.world import T0_NS, World
 
@@ -45,6 +46,7 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0) -> dict
     (out_dir / "ground_truth.json").write_text(json.dumps(gt, indent=1))
     params = ShelfParams()
     devs = devices(world)
+    cart_sims = carts(world)
     boards = {b: ScaleBoard(b, store.board_plates(b), calibration) for b in store.boards}
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
     gates = {g: GateReader(g, store.token_secret()) for g in store.gates}
@@ -60,6 +62,10 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0) -> dict
         t = T0_NS
         while t < end_ns:
             t = min(end_ns, t + int(chunk_s * 1e9))
+            for sim in cart_sims.values():
+                for cm in sim.messages_until(t):
+                    leaf, msg = cart_message(f, cm)
+                    bag.write(topics.cart_topic(cm.cart_id, leaf), topics.CART_TYPES[leaf], cm.t_ns, msg)
             frames = sorted(((ts, dev, fr) for dev, d in devs.items() for ts, fr in d.frames_until(t)),
                             key=lambda x: (x[0], x[1]))
             for ts, dev, frame in frames:

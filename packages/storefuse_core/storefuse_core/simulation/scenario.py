@@ -5,6 +5,7 @@ and the step, before anything starts.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,9 @@ def _shopper(store: Store, entry, where: str) -> Shopper:
         script.append(_action(store, kind, args or {}, f"{where}: script[{j}] {kind}"))
     if not script or script[-1].kind != "exit":
         script.append(Action("exit"))
+    cart = str(entry.get("cart", "") or "")
+    if cart and (not re.fullmatch(r"cart_[1-9]\d*", cart) or (store.carts and cart not in store.carts)):
+        raise ScenarioError(f"{where}: unknown cart {cart!r} (the store's carts: {sorted(store.carts) or 'cart_<n>'})")
     return Shopper(str(entry["id"]), enter, script, str(entry.get("group", "") or ""),
                    str(entry.get("cart", "") or ""), bool(entry.get("staff", False)))
 

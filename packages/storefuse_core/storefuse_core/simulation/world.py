@@ -86,6 +86,8 @@ class Timeline:
     events: list[dict] = field(default_factory=list)
     trajectories: dict[str, list[list[float]]] = field(default_factory=dict)
     reaches: dict[str, list[tuple[float, float, tuple[float, float, float]]]] = field(default_factory=dict)
+    carts: dict[str, str] = field(default_factory=dict)                 # cart id -> shopper pushing it
+    cart_events: list[tuple[float, str, str, str, float]] = field(default_factory=list)  # t, cart, kind, sku, g
     visits: dict[str, dict] = field(default_factory=dict)
     end_s: float = 0.0
 
@@ -153,6 +155,8 @@ class World:
                                 tuple(int(v) for v in self.rng.integers(20, 160, 3)))
             baskets[s.id] = []
             tl.reaches[s.id] = []
+            if s.cart:
+                tl.carts[s.cart] = s.id
             t, pos = s.enter_s + 0.5, (entry.x, entry.y)
             traj = [[s.enter_s, pos[0], pos[1]]]
             for a in s.script:
@@ -222,8 +226,13 @@ class World:
             if a.kind == "pick":
                 if not s.staff:
                     baskets[s.id].append((a.sku, unit))
+                if s.cart:      # into the smart cart: the scanner reads it, then the cart scale settles
+                    self.timeline.cart_events.append((t + LIFT_AT_S + 0.8, s.cart, "scan", a.sku, 0.0))
+                    self.timeline.cart_events.append((t + LIFT_AT_S + 1.3, s.cart, "weight", a.sku, unit.grams))
             else:
                 self.stock[a.sku].append(unit)
+                if s.cart:      # taken out of the cart before it goes back on the shelf
+                    self.timeline.cart_events.append((t - 0.2, s.cart, "weight", a.sku, -unit.grams))
             self._event(t + LIFT_AT_S, s, "pick" if sign < 0 else "put", a.sku, [p for p, _ in unit.split], 1,
                         unit.grams, misplaced=bool(a.plate and a.plate not in product.plates))
             t += HANDLE_S
@@ -287,6 +296,15 @@ class World:
             out.append(PersonPose(sid, x, y, heading, height, shirt, pants, reach))
         return out
 
+    def cart_pose(self, cart_id: str, t_s: float) -> tuple[float, float, float] | None:
+        """The cart trails its shopper by 0.7 m; None when it is not in the store."""
+        sid = self.timeline.carts.get(cart_id)
+        pose = next((p for p in self.people_at(t_s) if p.id == sid), None) if sid else None
+        if pose is None:
+            return None
+        h = pose.heading_rad if pose.reach is None else pose.heading_rad + math.pi / 2
+        return pose.x - 0.7 * math.cos(h), pose.y - 0.7 * math.sin(h), h
+
     # ---- ground truth -------------------------------------------------------------------------
     def ground_truth(self) -> dict:
         tl = self.timeline
@@ -300,6 +318,9 @@ class World:
             "staff": sorted(s.id for s in self.scenario.shoppers if s.staff),
             "events": sorted(tl.events, key=lambda e: (e["t_ns"], e["shopper"])),
             "faults": [dict(f) for f in self.scenario.faults],
+            "carts": {c: {"shopper": sid, "events": [[ns(t), kind, sku, round(g, 3)]
+                                                     for t, cid, kind, sku, g in self.timeline.cart_events if cid == c]}
+                      for c, sid in sorted(self.timeline.carts.items())},
             "trajectories": {k: [[ns(p[0]), round(p[1], 3), round(p[2], 3)] for p in v]
                              for k, v in sorted(tl.trajectories.items())},
         }
