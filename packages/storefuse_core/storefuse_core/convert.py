@@ -151,3 +151,16 @@ def cart_message(f: MsgFactory, m) -> tuple[str, object]:
               covariance=f.array(cov, "d"))
     return "odom", f("nav_msgs/msg/Odometry", header=header(f, m.t_ns, f"{m.cart_id}/odom"),
                      child_frame_id=link, pose=pose, twist=twist)
+
+
+# ---- cameras -----------------------------------------------------------------------------------
+def detections_to_msg(f: MsgFactory, camera_id: str, stamp: int, detections) -> object:
+    dets = [f(P + "PersonDetection", position=f("geometry_msgs/msg/Point", x=float(d.x), y=float(d.y), z=float(d.z)),
+              covariance=f.array(np.asarray(d.cov, dtype=np.float64), "d"), score=float(d.score),
+              appearance=f.array(np.asarray(d.appearance, dtype=np.float32), "f")) for d in detections]
+    return f(P + "PersonDetections", header=header(f, stamp, "map"), camera_id=camera_id, detections=dets)
+
+
+def image_to_msg(f: MsgFactory, camera_id: str, stamp: int, jpeg: bytes) -> object:
+    return f("sensor_msgs/msg/CompressedImage", header=header(f, stamp, f"{camera_id}_optical_frame"), format="jpeg",
+             data=f.array(np.frombuffer(jpeg, dtype=np.uint8), "B"))

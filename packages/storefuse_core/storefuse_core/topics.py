@@ -40,3 +40,12 @@ def cart_topic(cart_id: str, leaf: str) -> str:
 
 
 CART_TYPES = {"uwb": IFACE + "UwbRanges", "odom": "nav_msgs/msg/Odometry", "events": IFACE + "CartEvent"}
+
+
+def camera_topic(camera_id: str, leaf: str = "detections") -> str:
+    """/store/cameras/<cam>/detections (PersonDetections) or .../image/compressed (opt-in)."""
+    return f"{NS}/cameras/{camera_id}/{leaf}"
+
+
+DETECTIONS_TYPE = IFACE + "PersonDetections"
+IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"

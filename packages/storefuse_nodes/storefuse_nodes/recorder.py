@@ -31,7 +31,12 @@ class RecorderNode(Node):
         known = dict(topics.TYPES)
         for cart in store.carts:
             known.update({topics.cart_topic(cart, leaf): t for leaf, t in topics.CART_TYPES.items()})
-        wanted = list(self.declare_parameter("topics", list(known)).value)
+        for cam in store.cameras:        # detections always; frames only when asked for by name
+            known[topics.camera_topic(cam)] = topics.DETECTIONS_TYPE
+        default = list(known)
+        for cam in store.cameras:
+            known[topics.camera_topic(cam, "image/compressed")] = topics.IMAGE_TYPE
+        wanted = list(self.declare_parameter("topics", default).value)
         text = Path(scenario).read_text() if scenario else ""
         self.bag = BagWriter(Path(out), bag_custom_data(store, ShelfParams(), text))
         self.closed = False

@@ -16,7 +16,8 @@ from std_msgs.msg import String
 
 from storefuse_core import topics
 from storefuse_core.calibration import load_calibration
-from storefuse_core.convert import cart_message
+from storefuse_core.convert import cart_message, detections_to_msg, image_to_msg
+from storefuse_core.simulation.cameras import CameraSim
 from storefuse_core.simulation.devices import carts, devices
 from storefuse_core.simulation.pty import PtyDevice
 from storefuse_core.simulation.scenario import load_scenario
@@ -48,8 +49,18 @@ class StoreSimNode(Node):
         self.ptys = {dev: PtyDevice(dev, dev_dir) for dev in self.devices}
         # Smart carts are network devices: their computers publish ROS topics themselves.
         self.carts = carts(self.world)
-        self.cart_pubs = {(c, leaf): self.create_publisher(message_class(t), topics.cart_topic(c, leaf), EVENTS_QOS)
-                          for c in self.carts for leaf, t in topics.CART_TYPES.items()}
+        self.cart_pubs = {
+            (c, leaf): self.create_publisher(message_class(t), topics.relative(topics.cart_topic(c, leaf)), EVENTS_QOS)
+            for c in self.carts for leaf, t in topics.CART_TYPES.items()}
+        # Cameras at the default fidelity: PersonDetections from the fitted detection model (the
+        # camera nodes publish the same message from real frames); rendered frames only if asked.
+        frames = self.declare_parameter("frames", False).value
+        self.cameras = CameraSim(self.world, frames=frames)
+        det_type, img_type = message_class(topics.DETECTIONS_TYPE), message_class(topics.IMAGE_TYPE)
+        self.det_pubs = {c: self.create_publisher(det_type, topics.relative(topics.camera_topic(c)), EVENTS_QOS)
+                         for c in self.cameras.cameras}
+        self.img_pubs = {c: self.create_publisher(img_type, topics.relative(topics.camera_topic(c, "image/compressed")),
+                                                  10) for c in self.cameras.renderers}
         self.waiting = {f"storefuse/gate_reader/{g}" for g in store.gates}
         self.waiting |= {f"storefuse/shelf_scale/{b}" for b in store.boards} | {"storefuse/receipt"}
         if wait_recorder:
@@ -87,6 +98,11 @@ class StoreSimNode(Node):
             self.ptys[dev].write(frame)
         for pty in self.ptys.values():
             pty.flush()
+        for co in self.cameras.outputs_until(min(sim_ns, self.end_ns)):
+            if co.detections is not None:
+                self.det_pubs[co.camera_id].publish(detections_to_msg(MSG, co.camera_id, co.t_ns, co.detections))
+            else:
+                self.img_pubs[co.camera_id].publish(image_to_msg(MSG, co.camera_id, co.t_ns, co.jpeg))
         for sim in self.carts.values():
             for cm in sim.messages_until(min(sim_ns, self.end_ns)):
                 leaf, msg = cart_message(MSG, cm)

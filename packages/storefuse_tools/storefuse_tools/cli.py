@@ -33,13 +33,14 @@ def launch(ctx: typer.Context, file: Path = typer.Argument(..., help="a ROS 2 la
 
 @app.command()
 def sim(scenario: Path, out: Path = typer.Option(..., "--out", help="folder for bag/ and ground_truth.json"),
-        seed: Optional[int] = typer.Option(None, help="override the scenario's seed")):
+        seed: Optional[int] = typer.Option(None, help="override the scenario's seed"),
+        frames: bool = typer.Option(False, "--frames", help="also record rendered camera frames (JPEG, 2 Hz)")):
     """Run a scenario offline (no ROS graph): DIR/bag/ holds the raw sensor topics."""
     from storefuse_core.errors import StorefuseError
     from storefuse_core.simulation.offline import run_offline
     from storefuse_core.simulation.scenario import load_scenario
     try:
-        gt = run_offline(load_scenario(scenario, seed), out)
+        gt = run_offline(load_scenario(scenario, seed), out, frames=frames)
     except StorefuseError as exc:
         _fail(str(exc))
     typer.echo(f"{out}/bag: {gt['duration_s']:.1f} s of {gt['store']}, {len(gt['visits'])} visits; "

@@ -14,7 +14,9 @@ from storefuse_core.calibration import load_calibration
 from storefuse_core.convert import (
     block_to_msg,
     cart_message,
+    detections_to_msg,
     gate_event_to_msg,
+    image_to_msg,
     rosbags_factory,
     shelf_event_to_msg,
     watermark_to_msg,
@@ -22,6 +24,7 @@ from storefuse_core.convert import (
 from storefuse_core.gate import GateReader
 from storefuse_core.scale import ScaleBoard
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_json
+from storefuse_core.simulation.cameras import CameraSim
 from storefuse_core.simulation.devices import carts, devices
 from storefuse_core.simulation.scenario import Scenario
 from storefuse_core.simulation.world import T0_NS, World
@@ -37,7 +40,7 @@ def bag_custom_data(store, shelf_params: ShelfParams, scenario_text: str = "") -
     return data
 
 
-def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0) -> dict:
+def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0, frames: bool = False) -> dict:
     store = scenario.store
     calibration = load_calibration(store.root / "calibration.yaml")
     world = World(scenario, calibration)
@@ -47,6 +50,7 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0) -> dict
     params = ShelfParams()
     devs = devices(world)
     cart_sims = carts(world)
+    camera_sim = CameraSim(world, frames=frames)
     boards = {b: ScaleBoard(b, store.board_plates(b), calibration) for b in store.boards}
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
     gates = {g: GateReader(g, store.token_secret()) for g in store.gates}
@@ -62,6 +66,13 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0) -> dict
         t = T0_NS
         while t < end_ns:
             t = min(end_ns, t + int(chunk_s * 1e9))
+            for co in camera_sim.outputs_until(t):
+                if co.detections is not None:
+                    bag.write(topics.camera_topic(co.camera_id), topics.DETECTIONS_TYPE, co.t_ns,
+                              detections_to_msg(f, co.camera_id, co.t_ns, co.detections))
+                else:
+                    bag.write(topics.camera_topic(co.camera_id, "image/compressed"), topics.IMAGE_TYPE, co.t_ns,
+                              image_to_msg(f, co.camera_id, co.t_ns, co.jpeg))
             for sim in cart_sims.values():
                 for cm in sim.messages_until(t):
                     leaf, msg = cart_message(f, cm)

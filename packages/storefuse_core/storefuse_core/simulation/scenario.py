@@ -6,7 +6,7 @@ and the step, before anything starts.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ class Scenario:
     sensors: dict[str, float]
     faults: list[dict]
     source: str = ""
+    sensors_given: dict[str, float] = field(default_factory=dict)   # only what the file set
     text: str = ""
 
 
@@ -109,7 +110,8 @@ def parse_scenario(text: str, where: str = "<scenario>", seed: int | None = None
             if a.kind == "hand_over" and a.to not in ids:
                 raise ScenarioError(f"{where}: shopper {s.id} hands over to unknown shopper {a.to!r}")
     shoppers = sorted(shoppers, key=lambda s: (s.enter_s, s.id))
-    return Scenario(store, seed, shoppers, sensors, faults, where, text)
+    given = {k: sensors[k] for k in (doc.get("sensors") or {})}
+    return Scenario(store, seed, shoppers, sensors, faults, source=where, text=text, sensors_given=given)
 
 
 def _shopper(store: Store, entry, where: str) -> Shopper:

@@ -153,7 +153,7 @@ class World:
             self.looks[s.id] = (float(self.rng.uniform(1.55, 1.95)),
                                 tuple(int(v) for v in self.rng.integers(20, 235, 3)),
                                 tuple(int(v) for v in self.rng.integers(20, 160, 3)))
-            baskets[s.id] = []
+            baskets.setdefault(s.id, [])          # a hand-over may have reached them already
             tl.reaches[s.id] = []
             if s.cart:
                 tl.carts[s.cart] = s.id

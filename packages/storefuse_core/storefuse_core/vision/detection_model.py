@@ -247,7 +247,7 @@ def synthetic_appearance(person: Person, distance_m: float, rng: np.random.Gener
     trousers (more of them seen from further off), hair and skin with shading jitter (fixed per
     shopper and half-metre of distance, cached), then per-frame multiplicative noise on the bins."""
     bucket = int(distance_m / 0.5)
-    key = (person.id, person.shirt_bgr, person.pants_bgr, bucket)
+    key = (person.id, tuple(person.shirt_bgr), tuple(person.pants_bgr), bucket)
     base = _APPEARANCE.get(key)
     if base is None:
         if len(_APPEARANCE) > 20_000:
