@@ -66,6 +66,7 @@ if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -f ros2_ws/in
     colcon --log-base log build --base-paths ../packages .. --build-base build --install-base install \
       --symlink-install --event-handlers console_direct- console_cohesion- status- summary+ \
       --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" "${skip[@]}" >/dev/null \
+      2> >(grep -v "doesn't contain any 'local_setup" >&2) \
       || { echo "[setup] colcon build failed; see ros2_ws/log/latest_build" >&2; exit 1; }
   )
   echo "$src_hash" > "$STAMPS/colcon"

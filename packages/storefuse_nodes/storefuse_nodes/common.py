@@ -4,12 +4,16 @@ from __future__ import annotations
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from storefuse_core.convert import rclpy_factory
 
 # Events, tracks, receipts: reliable with room for bursts (DESIGN.md).
 EVENTS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+# Gate and shelf events are also kept by their publishers (transient local, last 100): a fusion node
+# that restarts receives what it missed while down; its ledger's idempotency keys drop the repeats.
+DURABLE_EVENTS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Plate samples are reliable too: the offline replay recomputes every shelf event from the recorded
 # samples, so a block lost between driver and recorder would break replay equality.
 WEIGHTS_QOS = QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)

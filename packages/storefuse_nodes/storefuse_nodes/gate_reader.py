@@ -9,7 +9,7 @@ from storefuse_core.gate import GateReader
 from storefuse_core.layout import load_store
 from storefuse_core.port import LinePort
 from storefuse_interfaces.msg import GateEvent, Watermark
-from storefuse_nodes.common import ERROR, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
+from storefuse_nodes.common import DURABLE_EVENTS_QOS, ERROR, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
 
 
 class GateReaderNode(Node):
@@ -24,7 +24,7 @@ class GateReaderNode(Node):
             raise SystemExit(f"gate_reader: store {store.name!r} has no gate {self.gate_id!r}")
         self.reader = GateReader(self.gate_id, store.token_secret(), debounce)
         self.port = LinePort(port, baud).start()
-        self.pub = self.create_publisher(GateEvent, topics.relative(topics.GATE_EVENTS), EVENTS_QOS)
+        self.pub = self.create_publisher(GateEvent, topics.relative(topics.GATE_EVENTS), DURABLE_EVENTS_QOS)
         self.wm_pub = self.create_publisher(Watermark, topics.relative(topics.GATE_WATERMARK), EVENTS_QOS)
         self.diag = Diagnostics(self, f"storefuse/gate_reader/{self.gate_id}", port)
         self.last_error = ""

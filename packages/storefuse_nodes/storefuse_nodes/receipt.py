@@ -14,7 +14,7 @@ from storefuse_core.ledger import Ledger
 from storefuse_core.pipeline import FusionPipeline
 from storefuse_interfaces.msg import GateEvent, Receipt, ShelfEvent, Watermark
 from storefuse_interfaces.srv import GetReceipt, ResolveReview
-from storefuse_nodes.common import EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
+from storefuse_nodes.common import DURABLE_EVENTS_QOS, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
 
 
 class ReceiptNode(Node):
@@ -33,8 +33,8 @@ class ReceiptNode(Node):
         self.live_pub = self.create_publisher(Receipt, topics.relative(topics.RECEIPTS_LIVE), EVENTS_QOS)
         self.final_pub = self.create_publisher(Receipt, topics.relative(topics.RECEIPTS_FINAL), EVENTS_QOS)
         rel = topics.relative
-        self.create_subscription(GateEvent, rel(topics.GATE_EVENTS), self.on_gate, EVENTS_QOS)
-        self.create_subscription(ShelfEvent, rel(topics.SHELF_EVENTS), self.on_shelf, EVENTS_QOS)
+        self.create_subscription(GateEvent, rel(topics.GATE_EVENTS), self.on_gate, DURABLE_EVENTS_QOS)
+        self.create_subscription(ShelfEvent, rel(topics.SHELF_EVENTS), self.on_shelf, DURABLE_EVENTS_QOS)
         self.create_subscription(Watermark, rel(topics.GATE_WATERMARK), self.on_watermark, EVENTS_QOS)
         self.create_subscription(Watermark, rel(topics.SHELF_WATERMARK), self.on_watermark, EVENTS_QOS)
         self.create_service(GetReceipt, "get_receipt", self.get_receipt)

@@ -16,7 +16,7 @@ from storefuse_core.port import LinePort
 from storefuse_core.scale import ScaleBoard
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_json
 from storefuse_interfaces.msg import PlateWeights, ShelfEvent, Watermark
-from storefuse_nodes.common import ERROR, EVENTS_QOS, MSG, OK, WARN, WEIGHTS_QOS, Diagnostics, run
+from storefuse_nodes.common import DURABLE_EVENTS_QOS, ERROR, EVENTS_QOS, MSG, OK, WARN, WEIGHTS_QOS, Diagnostics, run
 
 
 class ShelfScaleNode(Node):
@@ -36,7 +36,7 @@ class ShelfScaleNode(Node):
         self.frame_id = f"{self.board_id.removeprefix('scale_')}_link"
         self.port = LinePort(port, baud).start()
         self.weights_pub = self.create_publisher(PlateWeights, topics.relative(topics.PLATE_WEIGHTS), WEIGHTS_QOS)
-        self.events_pub = self.create_publisher(ShelfEvent, topics.relative(topics.SHELF_EVENTS), EVENTS_QOS)
+        self.events_pub = self.create_publisher(ShelfEvent, topics.relative(topics.SHELF_EVENTS), DURABLE_EVENTS_QOS)
         self.wm_pub = self.create_publisher(Watermark, topics.relative(topics.SHELF_WATERMARK), EVENTS_QOS)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)

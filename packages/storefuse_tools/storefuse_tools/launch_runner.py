@@ -338,6 +338,8 @@ class LaunchRunner:
         self._readers: list[threading.Thread] = []
         self._cond = threading.Condition()
         self._stopping = False
+        self._specs: dict[str, tuple[NodeSpec, dict[str, str]]] = {}
+        self._killed: set[str] = set()   # killed on purpose (fault injection): not a failure
         self.failed: str | None = None  # label of the first node that exited non-zero by itself
 
     def __enter__(self) -> LaunchRunner:  # noqa: PYI034
@@ -361,6 +363,7 @@ class LaunchRunner:
                 raise LaunchError(f"cannot start node '{label}': {exc}") from exc
             with self._cond:
                 self._procs[label], self._codes[label] = proc, None
+                self._specs[label] = (spec, base)
             self._readers.append(threading.Thread(target=self._copy_output, args=(label, proc), daemon=True))
             self._readers[-1].start()
             threading.Thread(target=self._watch, args=(label, proc), daemon=True).start()
@@ -374,11 +377,31 @@ class LaunchRunner:
         code = proc.wait()
         with self._cond:
             self._codes[label] = code
-            if code != 0 and self.failed is None and not self._stopping:
+            if code != 0 and self.failed is None and not self._stopping and label not in self._killed:
                 self.failed = label
             self._cond.notify_all()
         self._sink(f'[INFO] [{label}]: process has finished cleanly [pid {proc.pid}]' if code == 0 else
                    f'[ERROR] [{label}]: process has died [pid {proc.pid}, exit code {code}]')
+
+    def kill(self, label: str) -> int | None:
+        """SIGKILL one node, as a crash or power cut would (fault injection); its exit code."""
+        with self._cond:
+            self._killed.add(label)
+            proc = self._procs[label]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        with self._cond:
+            self._cond.wait_for(lambda: self._codes[label] is not None, 10.0)
+            return self._codes[label]
+
+    def restart(self, label: str) -> None:
+        """Start a stopped node again with its original command line and environment."""
+        spec, env = self._specs[label]
+        with self._cond:
+            del self._procs[label], self._codes[label]
+        self.start([spec], env)
 
     def alive(self) -> list[str]:
         """Labels of the nodes still running."""

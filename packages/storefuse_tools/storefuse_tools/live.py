@@ -26,6 +26,7 @@ class LiveResult:
     sim_status: dict = field(default_factory=dict)
     exited: dict = field(default_factory=dict)
     timed_out: bool = False
+    restarts: list = field(default_factory=list)
 
 
 def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = True,
@@ -41,7 +42,8 @@ def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = Tr
     from storefuse_nodes.common import EVENTS_QOS
 
     scenario = Path(scenario).resolve()
-    load_scenario(scenario)                       # fail here, with the scenario's own message
+    kills = sorted((float(f.get("at_s", 0.0)), str(f.get("node", "receipt")))
+                   for f in load_scenario(scenario).faults if f["kind"] == "kill_node")
     run_dir = Path(run_dir).resolve()
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -74,6 +76,7 @@ def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = Tr
     executor.add_node(node)
     runner = LaunchRunner(sink=sink)
     result = LiveResult([], {}, run_dir, run_dir / "bag" if record else None)
+    started_at = None
     try:
         runner.start(specs, env=env)
         gt_path = run_dir / "ground_truth.json"
@@ -84,6 +87,14 @@ def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = Tr
                 result.ground_truth = json.loads(gt_path.read_text())
                 if timeout_s is None:
                     deadline = time.monotonic() + 60.0 + result.ground_truth["duration_s"] / rate
+            if status.get("state") == "running" and started_at is None:
+                started_at = time.monotonic()
+            while kills and started_at is not None and (time.monotonic() - started_at) * rate >= kills[0][0]:
+                at_s, name = kills.pop(0)          # fault kill_node: crash it, then start it again
+                code = runner.kill(name)
+                sink(f"[storefuse] fault kill_node: killed {name} at {at_s:.1f} s (exit {code}); restarting")
+                runner.restart(name)
+                result.restarts.append(name)
             if len(runner.alive()) < len(specs):
                 break                              # a node died: stop and report its exit code
             if status.get("state") == "done" and result.ground_truth and \
