@@ -14,7 +14,9 @@ import hashlib
 import math
 from pathlib import Path
 
-from storefuse_core.errors import LayoutError
+import numpy as np
+
+from storefuse_core.errors import LayoutError, StorefuseError
 from storefuse_core.frames import look_at_rpy
 from storefuse_core.layout import PLATE_RE, dump_layout, parse_store
 
@@ -151,3 +153,83 @@ def _cameras() -> list[dict]:
 
 def _deg(rad: float) -> float:
     return round(math.degrees(rad), 2) + 0.0            # + 0.0: no "-0.0" in the file
+
+
+# ---- recorded plates -> bag ---------------------------------------------------------------------
+def read_plates(dataset_dir: Path) -> dict[str, np.ndarray]:
+    """plates/gondola_G_shelf_S_plate_P.csv (rows `unix_seconds,grams`) by plate id G<g>S<s>P<p>."""
+    import re as _re
+    folder = Path(dataset_dir) / "plates"
+    if not folder.is_dir():
+        raise StorefuseError(f"{dataset_dir}: no plates/ folder (expected the AiFi AutoCheckout layout)")
+    out = {}
+    for path in sorted(folder.glob("*.csv")):
+        m = _re.fullmatch(r"gondola_(\d+)_shelf_(\d+)_plate_(\d+)\.csv", path.name)
+        if not m:
+            continue
+        try:
+            data = np.loadtxt(path, delimiter=",", ndmin=2)
+        except ValueError as exc:
+            raise StorefuseError(f"{path}: not `unix_seconds,grams` rows: {exc}") from exc
+        if data.size:
+            out[f"G{m[1]}S{m[2]}P{m[3]}"] = data[np.argsort(data[:, 0], kind="stable")]
+    if not out:
+        raise StorefuseError(f"{folder}: no gondola_G_shelf_S_plate_P.csv files")
+    return out
+
+
+def plates_to_bag(dataset_dir: str | Path, out: str | Path, store_name: str = "aifi", rate_hz: float = 60.0,
+                  block_samples: int = 6) -> dict:
+    """The recorded plates as PlateWeights blocks on the `aifi` store's boards, one bag.
+
+    Plates were logged each with their own clock ticks; a board samples all its plates at once, so
+    each board's plates are put on one 60 Hz grid (the latest reading at each tick), as the board
+    would have reported them. Plates the layout has but the recording lacks are flagged dead.
+    """
+    from storefuse_core import topics
+    from storefuse_core.bag import BagWriter
+    from storefuse_core.convert import block_to_msg, rosbags_factory
+    from storefuse_core.events import PlateBlock
+    from storefuse_core.layout import load_store
+    from storefuse_core.shelf import ShelfParams, config_json
+    from storefuse_core.simulation.offline import bag_custom_data
+
+    store = load_store(store_name)
+    plates = read_plates(Path(dataset_dir))
+    unknown = sorted(set(plates) - set(store.plates))
+    if unknown:
+        raise StorefuseError(f"{dataset_dir}: plates not in store {store.name!r}: {', '.join(unknown[:5])}")
+    t0 = max(d[0, 0] for d in plates.values())
+    t1 = min(d[-1, 0] for d in plates.values())
+    grid = np.arange(int(np.ceil(t0 * rate_hz)), int(np.floor(t1 * rate_hz)) + 1) / rate_hz
+    stamps = np.round(grid * 1e6).astype(np.int64) * 1000
+    params = ShelfParams()
+    counts = {}
+    with BagWriter(Path(out), bag_custom_data(store, params) | {"storefuse.source": "aifi-autocheckout"}) as bag:
+        f = rosbags_factory(bag.typestore)
+        for board in store.boards:
+            bag.write(topics.SHELF_CONFIG, topics.TYPES[topics.SHELF_CONFIG], int(stamps[0]),
+                      f("std_msgs/msg/String", data=config_json(board, params)))
+        columns = {}
+        for board in store.boards:
+            ids = store.board_plates(board)
+            mat = np.zeros((len(grid), len(ids)), dtype=np.float32)
+            status = np.zeros(len(ids), dtype=np.uint8)
+            for j, pid in enumerate(ids):
+                if pid not in plates:
+                    status[j] = 1
+                    continue
+                d = plates[pid]
+                k = np.clip(np.searchsorted(d[:, 0], grid, side="right") - 1, 0, len(d) - 1)
+                mat[:, j] = d[k, 1]
+            columns[board] = (mat, status)
+        for start in range(0, len(grid) - block_samples + 1, block_samples):
+            sl = slice(start, start + block_samples)
+            for board in store.boards:
+                mat, status = columns[board]
+                block = PlateBlock(board, start + 1, stamps[sl], mat[sl], status)
+                bag.write(topics.PLATE_WEIGHTS, topics.TYPES[topics.PLATE_WEIGHTS], int(stamps[sl][0]),
+                          block_to_msg(f, block, f"{board.removeprefix('scale_')}_link"))
+                counts[board] = counts.get(board, 0) + 1
+    return {"plates": len(plates), "samples": len(grid), "start_ns": int(stamps[0]), "end_ns": int(stamps[-1]),
+            "blocks": sum(counts.values())}

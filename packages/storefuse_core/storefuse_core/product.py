@@ -1,8 +1,10 @@
 """Which products (and how many) explain a settled weight change on a shelf.
 
-Likelihood of |delta| under n units of each product placed on the shelf, weighted by how much of
-the change happened on that product's own plates; an 'unexplained' hypothesis keeps the
-probabilities honest when nothing fits (an unknown item, a hand left on the shelf).
+For each product on the shelf and each quantity, the change seen on the product's own plates and
+their immediate neighbours (an item may lean onto the next plate) should be qty x unit weight, and
+the rest of the shelf should not have changed. The spread allowed covers the plates' noise, the
+product's unit-to-unit spread and a 1.5 % scale error (real plates are a few percent off); a flat
+'unexplained' hypothesis keeps probabilities honest when nothing fits (an unknown item, a hand).
 """
 from __future__ import annotations
 
@@ -11,28 +13,44 @@ import math
 from storefuse_core.events import Candidate
 from storefuse_core.layout import Store
 
-UNEXPLAINED_DENSITY = 1e-4      # per gram: a flat density over a few kilograms
+UNEXPLAINED_DENSITY = 2e-4      # per gram: a flat density over a few kilograms
+SCALE_ERROR = 0.015             # relative: calibration error of a real load cell
 
 
-def candidates(store: Store, shelf_id: str, plate_deltas: dict[str, float], delta: float,
-               noise_sd: float, max_qty: int = 6, top: int = 5) -> list[Candidate]:
+def _density(x: float, sd: float) -> float:
+    z = x / sd
+    return math.exp(-0.5 * z * z) / (sd * math.sqrt(2 * math.pi)) if z * z < 400 else 0.0
+
+
+def candidates(store: Store, shelf_id: str, plate_deltas: dict[str, float], delta: float, noise_sd: float,
+               max_qty: int = 6, top: int = 5, plate_sd: dict[str, float] | None = None) -> list[Candidate]:
     shelf = store.shelves[shelf_id]
-    skus = sorted({sku for pid in shelf.plate_ids for sku in store.plate_products.get(pid, ())})
-    magnitude = abs(delta)
+    order = list(shelf.plate_ids)
+    skus = sorted({sku for pid in order for sku in store.plate_products.get(pid, ())})
     total_abs = sum(abs(v) for v in plate_deltas.values()) or 1.0
+    per_plate_sd = plate_sd or {pid: noise_sd / math.sqrt(max(1, len(order))) for pid in order}
+    sign = -1.0 if delta < 0 else 1.0
     scored: list[tuple[float, str, int]] = []
+    best_rest = 0.0
     for sku in skus:
         product = store.products[sku]
-        on_plates = sum(abs(plate_deltas.get(pid, 0.0)) for pid in product.plates) / total_abs
-        place_prior = 0.05 + 0.95 * on_plates
+        own = [order.index(p) for p in product.plates if p in order]
+        window = {order[i] for k in own for i in (k - 1, k, k + 1) if 0 <= i < len(order)}
+        seen = sum(plate_deltas.get(p, 0.0) for p in window) * sign
+        rest = sum(v for p, v in plate_deltas.items() if p not in window)
+        sd_seen2 = sum(per_plate_sd.get(p, 0.0) ** 2 for p in window)
+        sd_rest = math.sqrt(sum(per_plate_sd.get(p, 0.0) ** 2 for p in order if p not in window)) + 1.0
+        place_prior = 0.05 + 0.95 * sum(abs(plate_deltas.get(p, 0.0)) for p in product.plates) / total_abs
+        rest_like = _density(rest, sd_rest + 0.02 * abs(delta))
+        best_rest = max(best_rest, rest_like * place_prior)
         for qty in range(1, max_qty + 1):
-            sd = math.sqrt(noise_sd ** 2 + qty * product.grams_sd ** 2)
-            z = (magnitude - qty * product.grams) / sd
-            if z * z > 200:
-                continue
-            density = math.exp(-0.5 * z * z) / (sd * math.sqrt(2 * math.pi))
-            scored.append((density * place_prior * 0.5 ** (qty - 1), sku, qty))
-    norm = sum(s for s, _, _ in scored) + UNEXPLAINED_DENSITY
+            sd = math.sqrt(sd_seen2 + qty * product.grams_sd ** 2 + (SCALE_ERROR * qty * product.grams) ** 2) + 0.5
+            like = _density(seen - qty * product.grams, sd) * rest_like
+            score = like * place_prior * 0.5 ** (qty - 1)
+            if score > 0:
+                scored.append((score, sku, qty))
+    # 'unexplained': something else changed where the change was seen (the best-placed window)
+    norm = sum(s for s, _, _ in scored) + UNEXPLAINED_DENSITY * best_rest
     scored.sort(key=lambda item: (-item[0], item[1], item[2]))
     return [Candidate(sku, store.products[sku].name, qty, store.products[sku].grams, s / norm)
             for s, sku, qty in scored[:top]]

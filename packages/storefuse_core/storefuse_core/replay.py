@@ -12,7 +12,8 @@ from pathlib import Path
 from storefuse_core import topics
 from storefuse_core.bag import custom_data, read_bag
 from storefuse_core.convert import block_from_msg, gate_event_from_msg, receipt_from_msg, stamp_ns
-from storefuse_core.events import Receipt, ShelfEvent
+from storefuse_core.events import ENTRY, GateEvent, Receipt, ShelfEvent
+from storefuse_core.gate import session_id_for
 from storefuse_core.layout import Store, load_store, parse_store
 from storefuse_core.pipeline import FusionPipeline, finals_json
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_from_json
@@ -41,6 +42,13 @@ def store_of_bag(path: Path, override: str | None = None) -> Store:
     raise ValueError(f"{path}: bag does not say which store it is from; pass --store")
 
 
+def _has_gate_events(path: Path) -> bool:
+    import yaml
+    meta = yaml.safe_load((path / "metadata.yaml").read_text()).get("rosbag2_bagfile_information", {})
+    return any(t["topic_metadata"]["name"] == topics.GATE_EVENTS and t.get("message_count", 0) > 0
+               for t in meta.get("topics_with_message_count", []))
+
+
 def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
     path = Path(path)
     store = store_of_bag(path, store_name)
@@ -51,7 +59,14 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
     wanted = [topics.PLATE_WEIGHTS, topics.GATE_EVENTS, topics.GATE_WATERMARK, topics.RECEIPTS_FINAL,
               topics.SHELF_CONFIG]
     started: set[str] = set()
+    gateless = not _has_gate_events(path)
     for m in read_bag(path, wanted):
+        if gateless and m.topic == topics.PLATE_WEIGHTS:
+            # No gate in the recording (e.g. the AiFi import): the shopper(s) present are one
+            # implicit session from the first sample, finalised at the end of the bag.
+            gateless = False
+            first = int(m.msg.stamps_ns[0])
+            pipeline.book.apply_gate(GateEvent(first, "implicit", ENTRY, session_id_for("implicit", first, 0), ""))
         result.messages += 1
         if m.topic == topics.SHELF_CONFIG:
             board, board_params = config_from_json(m.msg.data)

@@ -213,4 +213,5 @@ class ShelfDetector:
             gondola_id=self.board_id.removeprefix("scale_"), shelf_id=s.shelf_id,
             plate_ids=[pid for pid, _ in changed], plate_deltas=[round(d, 3) for _, d in changed],
             delta_grams=round(delta, 3), noise_sd=round(noise_sd, 3), kind=PICK if delta < 0 else PUT,
-            candidates=candidates(self.store, s.shelf_id, dict(plates), delta, noise_sd, p.max_qty))
+            candidates=candidates(self.store, s.shelf_id, dict(plates), delta, noise_sd, p.max_qty,
+                                  plate_sd={pid: float(sd) for (pid, _), sd in zip(plates, plate_sd)}))

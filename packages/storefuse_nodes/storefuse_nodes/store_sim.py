@@ -12,6 +12,7 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 
 from storefuse_core import topics
@@ -67,6 +68,10 @@ class StoreSimNode(Node):
             self.waiting.add("storefuse/recorder")
         self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, 50)
         self.status_pub = self.create_publisher(String, topics.relative(topics.SIM_STATUS), STATUS_QOS)
+        # /clock carries the scenario's device time, so tools and nodes run with use_sim_time follow
+        # an accelerated run; the drivers themselves stamp from the frames either way.
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.declare_parameter(
+            "publish_clock", True).value else None
         self.started: float | None = None
         self.done = False
         self.frames = 0
@@ -92,6 +97,10 @@ class StoreSimNode(Node):
             self.publish_status("running", rate=self.rate)
             self.get_logger().info(f"all devices connected: playing the scenario at {self.rate}x")
         sim_ns = T0_NS + int((time.monotonic() - self.started) * self.rate * 1e9)
+        if self.clock_pub is not None:
+            clock = Clock()
+            clock.clock.sec, clock.clock.nanosec = divmod(min(sim_ns, self.end_ns), 1_000_000_000)
+            self.clock_pub.publish(clock)
         batch = sorted((t, dev, frame) for dev, d in self.devices.items()
                        for t, frame in d.frames_until(min(sim_ns, self.end_ns)))
         for _, dev, frame in batch:

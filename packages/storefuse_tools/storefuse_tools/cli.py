@@ -92,6 +92,20 @@ def demo(scenario: Optional[Path] = typer.Option(None, help="scenario YAML (defa
     raise typer.Exit(0 if good == len(pairs) and same else 1)
 
 
+@app.command(name="import-aifi")
+def import_aifi(dataset: Path = typer.Argument(..., help="the AiFi AutoCheckout test folder (plates/, products.csv)"),
+                out: Path = typer.Option(..., "--out", help="bag folder to create")):
+    """Real AiFi AutoCheckout shelf data to a bag of PlateWeights on the `aifi` store."""
+    from storefuse_core.aifi import plates_to_bag
+    from storefuse_core.errors import StorefuseError
+    try:
+        info = plates_to_bag(dataset, out)
+    except StorefuseError as exc:
+        _fail(str(exc))
+    typer.echo(f"{out}: {info['plates']} plates, {info['samples']} samples each "
+               f"({(info['end_ns'] - info['start_ns']) / 1e9:.1f} s), {info['blocks']} PlateWeights blocks")
+
+
 @app.command(name="eval")
 def evaluate(scenario: Path = typer.Option(..., "--scenario"), seeds: int = typer.Option(1, "--seeds"),
              live: bool = typer.Option(False, "--live", help="separate processes over DDS, in real time"),
