@@ -62,7 +62,7 @@ def score(ground_truth: dict, receipts: list[dict]) -> dict:
     }
 
 
-def pool(runs: list[tuple[dict, list[dict]]]) -> dict:
+def pool(runs: list[tuple[dict, list[dict]]], tracking: list[dict] | None = None) -> dict:
     """Metrics over several runs (seeds), pooled as one long day; latencies only from live runs."""
     merged_gt = {"visits": []}
     merged = []
@@ -73,4 +73,38 @@ def pool(runs: list[tuple[dict, list[dict]]]) -> dict:
     metrics = score(merged_gt, merged)
     metrics.update({"runs": len(runs), "latency_live_p50_ms": None, "latency_live_p99_ms": None,
                     "latency_final_p50_ms": None, "latency_final_p99_ms": None, "idf1": None, "mota": None})
+    scored = [t for t in (tracking or []) if t.get("idf1") is not None]
+    if scored:      # frame-weighted would need the counts; runs are similar in length
+        metrics["idf1"] = round(sum(t["idf1"] for t in scored) / len(scored), 6)
+        metrics["mota"] = round(sum(t["mota"] for t in scored) / len(scored), 6)
     return metrics
+
+
+def tracking_metrics(ground_truth: dict, track_frames, max_dist_m: float = 1.0) -> dict:
+    """IDF1 and MOTA (motmetrics) of tracks against the simulator's true trajectories.
+
+    track_frames: [(stamp_ns, [(track_id, x, y), ...])] at camera frame times.
+    """
+    import motmetrics as mm
+    import numpy as np
+    acc = mm.MOTAccumulator(auto_id=True)
+    trajs = {k: np.array(v, dtype=float) for k, v in ground_truth.get("trajectories", {}).items()}
+    numbers: dict[str, int] = {}      # motmetrics (with pandas 3) wants numeric ids
+
+    def num(key: str) -> int:
+        return numbers.setdefault(key, len(numbers) + 1)
+    for stamp, tracks in track_frames:
+        ids, pts = [], []
+        for sid, tr in trajs.items():
+            if tr[0, 0] <= stamp <= tr[-1, 0]:
+                ids.append(num("gt:" + sid))
+                pts.append([np.interp(stamp, tr[:, 0], tr[:, 1]), np.interp(stamp, tr[:, 0], tr[:, 2])])
+        hyp = [num("track:" + t[0]) for t in tracks]
+        hpts = [[t[1], t[2]] for t in tracks]
+        dist = mm.distances.norm2squared_matrix(np.array(pts).reshape(-1, 2), np.array(hpts).reshape(-1, 2),
+                                                max_d2=max_dist_m ** 2)
+        acc.update(ids, hyp, dist)
+    if not track_frames:
+        return {"idf1": None, "mota": None}
+    summary = mm.metrics.create().compute(acc, metrics=["idf1", "mota"], name="run")
+    return {"idf1": round(float(summary["idf1"].iloc[0]), 6), "mota": round(float(summary["mota"].iloc[0]), 6)}

@@ -17,6 +17,7 @@ from storefuse_core.gate import session_id_for
 from storefuse_core.layout import Store, load_store, parse_store
 from storefuse_core.pipeline import FusionPipeline, finals_json
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_from_json
+from storefuse_core.track import ShopperTracker
 
 
 @dataclass
@@ -24,6 +25,7 @@ class ReplayResult:
     receipts: list[Receipt]
     shelf_events: list[ShelfEvent]
     recorded_finals: list[Receipt] = field(default_factory=list)
+    track_frames: list[tuple[int, list[tuple[str, float, float]]]] = field(default_factory=list)
     messages: int = 0
     last_ns: int = 0
 
@@ -40,6 +42,18 @@ def store_of_bag(path: Path, override: str | None = None) -> Store:
     if data.get("storefuse.store"):
         return load_store(data["storefuse.store"])
     raise ValueError(f"{path}: bag does not say which store it is from; pass --store")
+
+
+class _Det:
+    """A PersonDetection message seen as the tracker's detection (x, y, cov, score)."""
+    __slots__ = ("x", "y", "cov", "score")
+
+    def __init__(self, d):
+        self.x, self.y, self.cov, self.score = d.position.x, d.position.y, list(d.covariance), d.score
+
+
+def _snapshot(tracker: ShopperTracker, stamp: int) -> tuple[int, list[tuple[str, float, float]]]:
+    return stamp, [(t.track_id, float(t.x[0]), float(t.x[1])) for t in tracker.confirmed()]
 
 
 def _has_gate_events(path: Path) -> bool:
@@ -60,7 +74,19 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
               topics.SHELF_CONFIG]
     started: set[str] = set()
     gateless = not _has_gate_events(path)
+    tracker = ShopperTracker(store)
+    wanted += [topics.camera_topic(c) for c in store.cameras]
+    frame_ns = None
     for m in read_bag(path, wanted):
+        if m.topic.startswith(f"{topics.NS}/cameras/"):
+            stamp = stamp_ns(m.msg.header.stamp)
+            if frame_ns is not None and stamp != frame_ns:
+                result.track_frames.append(_snapshot(tracker, frame_ns))
+            frame_ns = stamp
+            tracker.on_detections(stamp, [_Det(d) for d in m.msg.detections])
+            continue
+        if m.topic == topics.GATE_EVENTS:
+            tracker.on_gate(gate_event_from_msg(m.msg))
         if gateless and m.topic == topics.PLATE_WEIGHTS:
             # No gate in the recording (e.g. the AiFi import): the shopper(s) present are one
             # implicit session from the first sample, finalised at the end of the bag.
@@ -94,5 +120,7 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
             result.recorded_finals.append(receipt_from_msg(m.msg))
             continue
         result.receipts += pipeline.step(0)
+    if frame_ns is not None:
+        result.track_frames.append(_snapshot(tracker, frame_ns))
     result.receipts += pipeline.finish(result.last_ns, "end_of_bag")
     return result

@@ -40,6 +40,9 @@ class ScaleBoardSim:
                         for t in world.timeline.touches if t.plate in col]
         faults = world.scenario.faults
         self.dead = [col[f["plate"]] for f in faults if f["kind"] == "plate_dead" and f["plate"] in col]
+        # Like the AiFi store (43 of 348 plates never change), some empty plates are dead cells.
+        empty = [i for i, p in enumerate(self.plates) if not store.plate_products.get(p)]
+        self.dead += [i for i in empty if rng.random() < sensors.get("dead_empty_plate_fraction", 0.5)]
         for f in faults:
             if f["kind"] == "plate_drift" and f.get("plate") in col:
                 self.drift[col[f["plate"]]] += float(f.get("g_per_h", 60.0)) / 3600.0

@@ -1,0 +1,185 @@
+"""Shopper tracking: one constant-velocity Kalman filter per shopper, fed by every camera.
+
+Split as Autoware's multi_object_tracker: motion model (predict with process noise from the dt of
+the header stamps), association (Mahalanobis gating + scipy's linear_sum_assignment), processor
+(update -> spawn -> prune). Identity comes from the gate: a track born near an entry gate within a
+few seconds of an ENTRY scan is bound to that session; a bound track that is lost (occlusion,
+camera dropout) hands its session to a new track that appears where it could have walked to.
+Track ids are derived from stamps, so a replay names tracks identically.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from storefuse_core.events import ENTRY, GateEvent
+from storefuse_core.layout import Store
+
+TENTATIVE, CONFIRMED, LOST = 0, 1, 2
+
+
+@dataclass
+class TrackerParams:
+    accel_sd: float = 1.5            # m/s^2: how sharply a shopper may change pace or direction
+    gate_chi2: float = 13.8          # 2 dof, 99.9 %: detections farther than this are not this track
+    min_score: float = 0.3           # weaker detections update tracks but never start one
+    meas_floor_sd: float = 0.2       # m: cameras disagree by this much on where one person stands
+    confirm_hits: int = 3            # tentative until updated this often
+    lost_after_s: float = 1.0        # unseen this long: LOST (kept for re-identification)
+    delete_after_s: float = 20.0     # unseen this long: gone
+    entry_radius_m: float = 2.5      # a track born this close to an entry gate ...
+    entry_window_s: float = 4.0      # ... this soon after an ENTRY scan takes its session
+    walk_speed_mps: float = 2.0      # re-identification: how far a lost shopper may have walked
+    history_s: float = 60.0          # positions kept per track, for attribution
+
+
+@dataclass
+class Track:
+    track_id: str
+    x: np.ndarray                    # px, py, vx, vy
+    P: np.ndarray
+    born_ns: int
+    last_ns: int
+    hits: int = 1
+    state: int = TENTATIVE
+    session_id: str = ""
+    history: list[tuple[int, float, float]] = field(default_factory=list)
+
+
+class ShopperTracker:
+    def __init__(self, store: Store, params: TrackerParams | None = None):
+        self.store = store
+        self.p = params or TrackerParams()
+        self.tracks: list[Track] = []
+        self.now_ns: int | None = None
+        self.entries: list[GateEvent] = []
+        self.ended: dict[str, Track] = {}
+        self.reidentified = 0
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def on_gate(self, ev: GateEvent) -> None:
+        if ev.direction == ENTRY and not ev.staff:
+            self.entries.append(ev)
+
+    def on_detections(self, stamp_ns: int, detections) -> None:
+        """One camera frame's detections (objects with x, y, cov (9), score), in stamp order."""
+        self._predict(stamp_ns)
+        z = np.array([[d.x, d.y] for d in detections], dtype=float).reshape(-1, 2)
+        R = [np.array(d.cov, dtype=float).reshape(3, 3)[:2, :2] + np.eye(2) * self.p.meas_floor_sd ** 2
+             for d in detections]
+        pairs = self._associate(z, R)
+        used = set()
+        for ti, di in pairs:
+            self._update(self.tracks[ti], z[di], R[di], stamp_ns)
+            used.add(di)
+        for di, d in enumerate(detections):
+            if di not in used and d.score >= self.p.min_score:
+                self._spawn(z[di], R[di], stamp_ns)
+        self._prune(stamp_ns)
+
+    # ---- motion model -------------------------------------------------------------------------
+    def _predict(self, stamp_ns: int) -> None:
+        if self.now_ns is not None and stamp_ns > self.now_ns:
+            dt = (stamp_ns - self.now_ns) / 1e9
+            F = np.array([[1, 0, dt, 0], [0, 1, 0, dt], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
+            q = self.p.accel_sd ** 2
+            G = np.array([[dt * dt / 2, 0], [0, dt * dt / 2], [dt, 0], [0, dt]])
+            Q = G @ G.T * q
+            for t in self.tracks:
+                t.x = F @ t.x
+                t.P = F @ t.P @ F.T + Q
+        self.now_ns = stamp_ns if self.now_ns is None else max(self.now_ns, stamp_ns)
+
+    # ---- association ----------------------------------------------------------------------------
+    def _associate(self, z: np.ndarray, R: list[np.ndarray]) -> list[tuple[int, int]]:
+        if not len(self.tracks) or not len(z):
+            return []
+        big = 1e6
+        cost = np.full((len(self.tracks), len(z)), big)
+        for i, t in enumerate(self.tracks):
+            for j in range(len(z)):
+                S = t.P[:2, :2] + R[j]
+                r = z[j] - t.x[:2]
+                d2 = float(r @ np.linalg.solve(S, r))
+                if d2 <= self.p.gate_chi2:
+                    cost[i, j] = d2 + math.log(np.linalg.det(S))
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
+
+    # ---- processor ----------------------------------------------------------------------------
+    def _update(self, t: Track, z: np.ndarray, R: np.ndarray, stamp_ns: int) -> None:
+        H = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+        S = H @ t.P @ H.T + R
+        K = t.P @ H.T @ np.linalg.inv(S)
+        t.x = t.x + K @ (z - H @ t.x)
+        t.P = (np.eye(4) - K @ H) @ t.P
+        t.hits += 1
+        t.last_ns = stamp_ns
+        if t.state != CONFIRMED and t.hits >= self.p.confirm_hits:
+            t.state = CONFIRMED
+            self._bind(t)
+        elif t.state == LOST:
+            t.state = CONFIRMED
+        t.history.append((stamp_ns, float(t.x[0]), float(t.x[1])))
+        horizon = stamp_ns - int(self.p.history_s * 1e9)
+        while t.history and t.history[0][0] < horizon:
+            t.history.pop(0)
+
+    def _spawn(self, z: np.ndarray, R: np.ndarray, stamp_ns: int) -> None:
+        P = np.diag([R[0, 0] + 0.01, R[1, 1] + 0.01, 1.0, 1.0])
+        tid = hashlib.sha256(f"{stamp_ns}/{z[0]:.3f}/{z[1]:.3f}".encode()).hexdigest()[:32]
+        track_id = f"{tid[:8]}-{tid[8:12]}-{tid[12:16]}-{tid[16:20]}-{tid[20:32]}"
+        self.tracks.append(Track(track_id, np.array([z[0], z[1], 0.0, 0.0]), P, stamp_ns, stamp_ns,
+                                 history=[(stamp_ns, float(z[0]), float(z[1]))]))
+
+    def _bind(self, t: Track) -> None:
+        """Give a newly confirmed track its session: from a fresh entry scan, or from a lost track."""
+        born = t.history[0]
+        for ev in list(self.entries):
+            gate = self.store.gates.get(ev.gate_id)
+            if gate is None or abs(born[0] - ev.stamp_ns) > self.p.entry_window_s * 1e9:
+                continue
+            if math.hypot(born[1] - gate.x, born[2] - gate.y) <= self.p.entry_radius_m:
+                t.session_id = ev.session_id
+                self.entries.remove(ev)
+                return
+        lost = [o for o in self.tracks if o is not t and o.session_id and o.state == LOST]
+        best, best_d = None, None
+        for o in lost:
+            gap = (born[0] - o.last_ns) / 1e9
+            d = math.hypot(born[1] - o.x[0], born[2] - o.x[1])
+            if gap >= 0 and d <= self.p.walk_speed_mps * gap + 1.0 and (best_d is None or d < best_d):
+                best, best_d = o, d
+        if best is not None:
+            t.session_id, best.session_id = best.session_id, ""
+            self.reidentified += 1
+
+    def _prune(self, stamp_ns: int) -> None:
+        keep = []
+        for t in self.tracks:
+            unseen = (stamp_ns - t.last_ns) / 1e9
+            if unseen > self.p.delete_after_s or (t.state == TENTATIVE and unseen > self.p.lost_after_s):
+                continue
+            if unseen > self.p.lost_after_s:
+                t.state = LOST
+            keep.append(t)
+        self.tracks = keep
+
+    # ---- outputs ------------------------------------------------------------------------------
+    def confirmed(self) -> list[Track]:
+        return [t for t in self.tracks if t.state == CONFIRMED]
+
+    def near(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float) -> dict[str, float]:
+        """Sessions whose track came within radius_m of (x, y) between t0 and t1: closest distance."""
+        out: dict[str, float] = {}
+        for t in self.tracks:
+            if not t.session_id:
+                continue
+            ds = [math.hypot(px - x, py - y) for ts, px, py in t.history if t0_ns <= ts <= t1_ns]
+            if ds and min(ds) <= radius_m:
+                out[t.session_id] = min(out.get(t.session_id, math.inf), min(ds))
+        return out
