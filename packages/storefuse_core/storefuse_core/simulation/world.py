@@ -278,11 +278,13 @@ class World:
 
     # ---- what cameras see ---------------------------------------------------------------------
     def people_at(self, t_s: float) -> list[PersonPose]:
+        if getattr(self, "_times", None) is None:     # built once: cameras ask ten times a second
+            self._times = {sid: np.array([p[0] for p in traj]) for sid, traj in self.timeline.trajectories.items()}
         out = []
         for sid, traj in self.timeline.trajectories.items():
             if not traj or t_s < traj[0][0] or t_s > traj[-1][0]:
                 continue
-            times = [p[0] for p in traj]
+            times = self._times[sid]
             k = max(1, int(np.searchsorted(times, t_s)))
             k = min(k, len(traj) - 1)
             (t0, x0, y0), (t1, x1, y1) = traj[k - 1], traj[k]
