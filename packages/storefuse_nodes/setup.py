@@ -10,6 +10,9 @@ NODES = {
     "store_sim": "store_sim",
     "recorder": "recorder",
     "store_description": "store_description",
+    "cart_localizer": "cart_localizer",
+    "camera": "camera",
+    "depth_camera": "depth_camera",
 }
 
 setup(
