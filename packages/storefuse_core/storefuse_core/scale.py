@@ -65,6 +65,12 @@ class ScaleBoard:
             return self.flush()
         return None
 
+    def restart(self) -> None:
+        """Drop a half-filled block and forget the sequence number: frames the driver chose not to read
+        (a lifecycle node while inactive) are no gap. Stamps must still increase."""
+        self._seq, self._stamps, self._rows = [], [], []
+        self._last_seq = None
+
     def flush(self) -> PlateBlock | None:
         if not self._rows:
             return None

@@ -64,12 +64,40 @@ def config_from_json(text: str) -> tuple[str, ShelfParams]:
 
 
 class _ShelfState:
-    __slots__ = ("shelf_id", "idx", "in_event", "start_ns", "pending", "pending_start", "settled_ns", "level")
+    __slots__ = ("shelf_id", "idx", "k", "in_event", "start_ns", "pending", "pending_start", "settled_ns", "level")
 
-    def __init__(self, shelf_id: str, idx: np.ndarray):
-        self.shelf_id, self.idx = shelf_id, idx
+    def __init__(self, shelf_id: str, idx: np.ndarray, k: int = 0):
+        self.shelf_id, self.idx, self.k = shelf_id, idx, k
         self.in_event, self.start_ns, self.pending, self.pending_start = False, 0, 0, 0
         self.settled_ns, self.level = 0, 0.0
+
+
+def _sum_groups(shelf_idx: list[np.ndarray], n_plates: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Gather indices that sum every shelf's plates of three stacked rows in one numpy call per group.
+
+    The per-shelf sums must equal `row[idx].sum()` bit for bit (events are compared across live and
+    replay runs and across versions). numpy sums one contiguous row of n < 8 values strictly left to
+    right, so shelves shorter than 8 plates share one group padded with a zero column (x + 0.0 == x);
+    from 8 plates on numpy sums pairwise in blocks whose shape depends on n, so longer shelves are
+    grouped by exact length. Each gather is a C-contiguous (3 * shelves, length) array, summed along
+    its rows exactly as the per-shelf 1-D sums were. Returns (shelf numbers, flat gather indices)
+    into a C-contiguous (3, n_plates + 1) buffer whose last column is zero.
+    """
+    if not shelf_idx:
+        return []
+    lengths = np.array([len(i) for i in shelf_idx])
+    groups = []
+    if lengths.max() < 8:
+        plan = [(np.arange(len(shelf_idx)), int(lengths.max()))]
+    else:
+        plan = [(np.flatnonzero(lengths == n), int(n)) for n in sorted(set(lengths.tolist()))]
+    for sel, width in plan:
+        idx = np.full((len(sel), width), n_plates, dtype=np.intp)
+        for row, k in enumerate(sel):
+            idx[row, :len(shelf_idx[k])] = shelf_idx[k]
+        flat = (np.arange(3)[:, None, None] * (n_plates + 1) + idx[None]).reshape(3 * len(sel), width)
+        groups.append((sel, flat))
+    return groups
 
 
 class ShelfDetector:
@@ -79,10 +107,23 @@ class ShelfDetector:
         self.plate_ids = store.board_plates(board_id)
         index = {p: i for i, p in enumerate(self.plate_ids)}
         gid = board_id.removeprefix("scale_")
-        self.shelves = [_ShelfState(s, np.array([index[p] for p in store.shelves[s].plate_ids]))
-                        for s in store.gondolas[gid].shelf_ids]
+        self.shelves = [_ShelfState(s, np.array([index[p] for p in store.shelves[s].plate_ids], dtype=np.intp), k)
+                        for k, s in enumerate(store.gondolas[gid].shelf_ids)]
         self.base: np.ndarray | None = None
         self.sd: np.ndarray | None = None
+        # All shelves are tested at once per sample (the detector's hot path): rows 0, 1, 2 of _buf
+        # hold the short average, the idle level (self.base is a view of row 1) and the squared noise.
+        n = len(self.plate_ids)
+        self._buf = np.zeros((3, n + 1))
+        self._flat = self._buf.reshape(-1)
+        self._groups = _sum_groups([s.idx for s in self.shelves], n)
+        self._sums = np.zeros((3, len(self.shelves)))
+        self._busy = np.zeros(len(self.shelves), dtype=bool)      # in_event, per shelf
+        self._nbusy = 0
+        self._pending: set[int] = set()                            # shelves with pending > 0
+        self._shelf_of = np.zeros(n, dtype=np.intp)
+        for s in self.shelves:
+            self._shelf_of[s.idx] = s.k
         self.window: deque[tuple[int, np.ndarray]] = deque()
         self.avg_rows: deque[np.ndarray] = deque()
         self.avg_sum: np.ndarray | None = None
@@ -129,31 +170,71 @@ class ShelfDetector:
             self.avg_sum -= self.avg_rows.popleft()
         if self.base is None:
             return self._warmup(t, row)
-        avg = self.avg_sum / len(self.avg_rows)
+        n = len(self.plate_ids)
+        np.divide(self.avg_sum, len(self.avg_rows), out=self._buf[0, :n])
+        sd2 = np.square(self.sd, out=self._buf[2, :n])
+        sums = self._shelf_sums()
+        departure = np.abs(sums[0] - sums[1])     # |short-average shelf sum - its idle level|
+        sum_sd = np.sqrt(sums[2])
+        trigger = np.maximum(p.trigger_g, p.trigger_sigma * sum_sd / np.sqrt(len(self.avg_rows)))
+        over = departure > trigger
+        busy = self._busy.copy() if self._nbusy else None
         out = []
-        for s in self.shelves:
-            idx = s.idx
-            dsum = float(avg[idx].sum() - self.base[idx].sum())
-            sum_sd = float(np.sqrt(np.sum(self.sd[idx] ** 2)))
-            if not s.in_event:
-                trigger = max(p.trigger_g, p.trigger_sigma * sum_sd / np.sqrt(len(self.avg_rows)))
-                if abs(dsum) > trigger:
-                    if s.pending == 0:
-                        s.pending_start = t - self.avg_span_ns
-                    s.pending += 1
-                    if s.pending >= p.trigger_samples:
-                        s.in_event, s.start_ns = True, s.pending_start
-                else:
-                    s.pending = 0
-                    if abs(dsum) < trigger / 2:
-                        dev = np.clip(row[idx] - self.base[idx], -6 * self.sd[idx] - 1, 6 * self.sd[idx] + 1)
-                        self.base[idx] += p.drift_alpha * (row[idx] - self.base[idx])
-                        self.sd[idx] = np.sqrt((1 - p.noise_alpha) * self.sd[idx] ** 2 + p.noise_alpha * dev ** 2)
-                continue
-            event = self._try_settle(s, t, sum_sd)
-            if event is not None:
-                out.append(event)
+        if busy is not None or over.any():
+            for k in np.flatnonzero(over | busy if busy is not None else over).tolist():
+                s = self.shelves[k]
+                if busy is not None and busy[k]:
+                    event = self._try_settle(s, t, float(sum_sd[k]))
+                    if event is not None:
+                        out.append(event)
+                    continue
+                if s.pending == 0:
+                    s.pending_start = t - self.avg_span_ns
+                s.pending += 1
+                self._pending.add(k)
+                if s.pending >= p.trigger_samples:
+                    s.in_event, s.start_ns = True, s.pending_start
+                    self._busy[k] = True
+                    self._nbusy += 1
+        if self._pending:
+            for k in [k for k in self._pending if not over[k] and not (busy is not None and busy[k])]:
+                self.shelves[k].pending = 0
+                self._pending.discard(k)
+        # Idle shelves near their level follow slow drift and their plates' noise. Element-wise, so
+        # it is the same arithmetic as per shelf; -(6 sd + 1) == -6 sd - 1 exactly (IEEE rounding is
+        # sign-symmetric), and sd2 is still sd ** 2 (nothing above changes sd).
+        quiet = departure < trigger / 2
+        if busy is not None:
+            quiet &= ~busy
+        every = bool(quiet.all())
+        if every:
+            base, sd, r = self.base, self.sd, row
+        elif quiet.any():
+            m = np.flatnonzero(quiet[self._shelf_of])
+            base, sd, r, sd2 = self.base[m], self.sd[m], row[m], sd2[m]
+        else:
+            return out
+        diff = r - base
+        hi = 6 * sd + 1
+        dev = np.minimum(np.maximum(diff, -hi), hi)
+        new_base = base + p.drift_alpha * diff
+        new_sd = np.sqrt((1 - p.noise_alpha) * sd2 + p.noise_alpha * np.square(dev, out=dev))
+        if every:
+            self.base[:] = new_base
+            self.sd[:] = new_sd
+        else:
+            self.base[m] = new_base
+            self.sd[m] = new_sd
         return out
+
+    def _shelf_sums(self) -> np.ndarray:
+        """(3, shelves): per shelf, the sums of the short average, the level and the squared noise."""
+        if len(self._groups) == 1:
+            sel, flat = self._groups[0]
+            return self._flat[flat].sum(axis=1).reshape(3, len(sel))
+        for sel, flat in self._groups:
+            self._sums[:, sel] = self._flat[flat].sum(axis=1).reshape(3, len(sel))
+        return self._sums
 
     def _rate(self) -> float:
         if len(self.window) < 2:
@@ -166,7 +247,9 @@ class ShelfDetector:
         self._warm.append(row)
         if t - self._warm_start >= int(self.params.warmup_s * 1e9) and len(self._warm) >= 8:
             data = np.array(self._warm)
-            self.base = np.median(data, axis=0)
+            n = len(self.plate_ids)
+            self._buf[1, :n] = np.median(data, axis=0)
+            self.base = self._buf[1, :n]
             diffs = np.diff(data, axis=0)
             self.sd = np.maximum(0.1, 1.4826 * np.median(np.abs(diffs), axis=0) / np.sqrt(2))
             self._warm = []
@@ -199,6 +282,9 @@ class ShelfDetector:
         deltas = level - self.base[s.idx]
         self.base[s.idx] = level
         s.in_event, s.pending = False, 0
+        self._busy[s.k] = False
+        self._nbusy -= 1
+        self._pending.discard(s.k)
         delta = float(deltas.sum())
         noise_sd = float(sum_sd * np.sqrt(2.0 / len(sums)) + 0.5)
         if abs(delta) < max(p.min_delta_g, p.min_delta_sigma * noise_sd):

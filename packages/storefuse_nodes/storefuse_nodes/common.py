@@ -30,7 +30,7 @@ class Diagnostics:
         self.pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.fields: dict[str, object] = {}
         self.level, self.message = OK, "starting"
-        node.create_timer(period_s, self.publish)
+        self.timer = node.create_timer(period_s, self.publish)
 
     def set(self, level, message: str, **fields) -> None:
         self.level, self.message = level, message
@@ -43,6 +43,11 @@ class Diagnostics:
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.node.get_clock().now().to_msg()
         self.pub.publish(arr)
+
+    def destroy(self) -> None:
+        """Stop publishing (a lifecycle node's cleanup): the timer and the publisher go."""
+        self.node.destroy_timer(self.timer)
+        self.node.destroy_publisher(self.pub)
 
 
 def run(node_cls, args=None) -> None:

@@ -1,41 +1,115 @@
-"""gate_reader: a gate's serial reader -> anonymous GateEvents (token hashed before it leaves)."""
+"""gate_reader: a gate's serial reader -> anonymous GateEvents (token hashed before it leaves).
+
+A lifecycle node, like shelf_scale: configure opens the port, activate publishes, deactivate stops
+(reads meanwhile are dropped), cleanup closes the port; `autostart` (default true) configures and
+activates at start-up. Persons passing the gate (PASS frames, storefuse_core.gate) join the party of
+the scan they follow within `follow_window_s` (an update GateEvent of the same session on
+gates/events); anyone else is tailgating: counted in diagnostics and published as a GateEvent with
+an empty token_hash and session_id on gates/tailgating (not on gates/events, which fusion reads).
+"""
 from __future__ import annotations
 
-from rclpy.node import Node
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 
 from storefuse_core import topics
 from storefuse_core.convert import gate_event_to_msg, watermark_to_msg
+from storefuse_core.errors import StorefuseError
+from storefuse_core.events import ENTRY, EXIT
 from storefuse_core.gate import GateReader
 from storefuse_core.layout import load_store
 from storefuse_core.port import LinePort
 from storefuse_interfaces.msg import GateEvent, Watermark
 from storefuse_nodes.common import DURABLE_EVENTS_QOS, ERROR, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
 
+TAILGATING = "gates/tailgating"
+
 
 class GateReaderNode(Node):
     def __init__(self):
         super().__init__("gate_reader")
-        self.gate_id = self.declare_parameter("gate_id", "gate_entry_1").value
-        port = self.declare_parameter("port", "/dev/ttyUSB0").value
-        baud = self.declare_parameter("baudrate", 115200).value
-        debounce = self.declare_parameter("debounce_s", 2.0).value
-        store = load_store(self.declare_parameter("store", "minimart").value)
-        if self.gate_id not in store.gates:
-            raise SystemExit(f"gate_reader: store {store.name!r} has no gate {self.gate_id!r}")
-        self.reader = GateReader(self.gate_id, store.token_secret(), debounce)
-        self.port = LinePort(port, baud).start()
-        self.pub = self.create_publisher(GateEvent, topics.relative(topics.GATE_EVENTS), DURABLE_EVENTS_QOS)
-        self.wm_pub = self.create_publisher(Watermark, topics.relative(topics.GATE_WATERMARK), EVENTS_QOS)
-        self.diag = Diagnostics(self, f"storefuse/gate_reader/{self.gate_id}", port)
+        for name, default in (("gate_id", "gate_entry_1"), ("port", "/dev/ttyUSB0"), ("baudrate", 115200),
+                              ("debounce_s", 2.0), ("follow_window_s", 5.0), ("max_party", 20),
+                              ("store", "minimart")):
+            self.declare_parameter(name, default)
+        self.gate_id = self.param("gate_id")
+        self.port = self.timer = self.diag = None
+        self.active, self.error, self.discarded = False, "", 0
+        if self.declare_parameter("autostart", True).value:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise SystemExit(f"gate_reader: {self.error}")
+            self.trigger_activate()
+
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        self.gate_id = self.param("gate_id")
+        try:
+            store = load_store(self.param("store"))
+            if self.gate_id not in store.gates:
+                raise StorefuseError(f"store {store.name!r} has no gate {self.gate_id!r}")
+        except StorefuseError as exc:
+            self.error = str(exc)
+            self.get_logger().error(f"cannot configure: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        direction = EXIT if store.gates[self.gate_id].direction == "exit" else ENTRY
+        self.reader = GateReader(self.gate_id, store.token_secret(), self.param("debounce_s"),
+                                 self.param("follow_window_s"), direction, self.param("max_party"))
+        self.pub = self.create_lifecycle_publisher(GateEvent, topics.relative(topics.GATE_EVENTS), DURABLE_EVENTS_QOS)
+        self.wm_pub = self.create_lifecycle_publisher(Watermark, topics.relative(topics.GATE_WATERMARK), EVENTS_QOS)
+        self.tailgate_pub = self.create_lifecycle_publisher(GateEvent, TAILGATING, DURABLE_EVENTS_QOS)
+        self.port = LinePort(self.param("port"), self.param("baudrate")).start()
+        self.diag = Diagnostics(self, f"storefuse/gate_reader/{self.gate_id}", self.param("port"))
         self.last_error = ""
-        self.create_timer(0.02, self.poll)
+        self.timer = self.create_timer(0.02, self.poll)
+        return super().on_configure(state)
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        ret = super().on_activate(state)
+        self.active = True
+        self.get_logger().info("active: publishing")
+        return ret
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self.get_logger().info("inactive: frames are read and dropped")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        self.active = False
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.diag.destroy()
+            for pub in (self.pub, self.wm_pub, self.tailgate_pub):
+                self.destroy_lifecycle_publisher(pub)
+            self.timer = self.diag = None
+        self.close()
 
     def poll(self) -> None:
         lines = self.port.drain()
+        if not self.active:
+            self.discarded += len(lines)
+            lines = []
         for line in lines:
             ev = self.reader.feed(line)
             if ev is not None:
                 self.pub.publish(gate_event_to_msg(MSG, ev))
+            for tg in self.reader.take_tailgates():
+                self.get_logger().warn(f"tailgating at {self.gate_id}: {tg.party_size} person(s) passed "
+                                       f"with no scan to follow (frame {tg.seq})")
+                self.tailgate_pub.publish(gate_event_to_msg(MSG, tg))
         if lines:
             self.wm_pub.publish(watermark_to_msg(MSG, self.gate_id, self.reader.watermark_ns,
                                                   self.reader.events_out))
@@ -46,13 +120,17 @@ class GateReaderNode(Node):
         level = OK if p.connected else ERROR
         if p.connected and s.bad_frames:
             level = WARN
-        self.diag.set(level, "connected" if p.connected else (p.last_error or "not connected"),
+        message = "connected" if p.connected else (p.last_error or "not connected")
+        self.diag.set(level, message if self.active else f"inactive; {message}",
                       connected=p.connected, frames=s.frames, bad_frames=s.bad_frames, duplicates=s.duplicates,
                       seq_gaps=s.seq_gaps, reopens=max(0, p.opens - 1), open_failures=p.open_failures,
-                      errors=s.errors)
+                      errors=s.errors, passes=s.passes, joined=s.joined, tailgates=s.tailgates,
+                      active=self.active, discarded_lines=self.discarded)
 
     def close(self) -> None:
-        self.port.stop()
+        if self.port is not None:
+            self.port.stop()
+            self.port = None
 
 
 def main(args=None):

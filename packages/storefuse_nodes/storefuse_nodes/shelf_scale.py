@@ -1,16 +1,23 @@
-"""shelf_scale: a scale board's serial stream -> calibrated PlateWeights + PICK/PUT ShelfEvents."""
+"""shelf_scale: a scale board's serial stream -> calibrated PlateWeights + PICK/PUT ShelfEvents.
+
+A lifecycle node: configure opens the port (and loads layout, calibration, detector), activate
+publishes, deactivate stops publishing (frames read meanwhile are dropped), cleanup closes the port.
+`autostart` (default true) configures and activates at start-up, for launchers without a lifecycle
+manager; with autostart:=false drive it through ~/change_state.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from rclpy.node import Node
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from storefuse_core import topics
 from storefuse_core.calibration import load_calibration
 from storefuse_core.convert import block_to_msg, shelf_event_to_msg, watermark_to_msg
+from storefuse_core.errors import StorefuseError
 from storefuse_core.layout import load_store
 from storefuse_core.port import LinePort
 from storefuse_core.scale import ScaleBoard
@@ -22,35 +29,96 @@ from storefuse_nodes.common import DURABLE_EVENTS_QOS, ERROR, EVENTS_QOS, MSG, O
 class ShelfScaleNode(Node):
     def __init__(self):
         super().__init__("shelf_scale")
-        self.board_id = self.declare_parameter("board_id", "scale_G1").value
-        port = self.declare_parameter("port", "/dev/ttyUSB0").value
-        baud = self.declare_parameter("baudrate", 115200).value
-        store = load_store(self.declare_parameter("store", "minimart").value)
-        cal_file = self.declare_parameter("calibration_file", "").value or str(store.root / "calibration.yaml")
-        block = self.declare_parameter("block_samples", 6).value
-        params = ShelfParams.from_dict({k: self.declare_parameter(f"detector.{k}", v).value
-                                        for k, v in ShelfParams().__dict__.items()})
-        self.board = ScaleBoard(self.board_id, store.board_plates(self.board_id),
-                                load_calibration(Path(cal_file)), block)
-        self.detector = ShelfDetector(store, self.board_id, params)
+        for name, default in (("board_id", "scale_G1"), ("port", "/dev/ttyUSB0"), ("baudrate", 115200),
+                              ("store", "minimart"), ("calibration_file", ""), ("block_samples", 6)):
+            self.declare_parameter(name, default)
+        for k, v in ShelfParams().__dict__.items():
+            self.declare_parameter(f"detector.{k}", v)
+        self.board_id = self.get_parameter("board_id").value
+        self.port = self.timer = self.diag = None
+        self.active, self.error, self.discarded = False, "", 0
+        if self.declare_parameter("autostart", True).value:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise SystemExit(f"shelf_scale: {self.error}")
+            self.trigger_activate()
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        param = self.param
+        try:
+            self.board_id = param("board_id")
+            store = load_store(param("store"))
+            cal_file = param("calibration_file") or str(store.root / "calibration.yaml")
+            self.params = ShelfParams.from_dict({k: param(f"detector.{k}") for k in ShelfParams().__dict__})
+            self.board = ScaleBoard(self.board_id, store.board_plates(self.board_id),
+                                    load_calibration(Path(cal_file)), param("block_samples"))
+            self.detector = ShelfDetector(store, self.board_id, self.params)
+        except StorefuseError as exc:
+            self.error = str(exc)
+            self.get_logger().error(f"cannot configure: {exc}")
+            return TransitionCallbackReturn.FAILURE
         self.frame_id = f"{self.board_id.removeprefix('scale_')}_link"
-        self.port = LinePort(port, baud).start()
-        self.weights_pub = self.create_publisher(PlateWeights, topics.relative(topics.PLATE_WEIGHTS), WEIGHTS_QOS)
-        self.events_pub = self.create_publisher(ShelfEvent, topics.relative(topics.SHELF_EVENTS), DURABLE_EVENTS_QOS)
-        self.wm_pub = self.create_publisher(Watermark, topics.relative(topics.SHELF_WATERMARK), EVENTS_QOS)
+        self.weights_pub = self.create_lifecycle_publisher(PlateWeights, topics.relative(topics.PLATE_WEIGHTS),
+                                                           WEIGHTS_QOS)
+        self.events_pub = self.create_lifecycle_publisher(ShelfEvent, topics.relative(topics.SHELF_EVENTS),
+                                                          DURABLE_EVENTS_QOS)
+        self.wm_pub = self.create_lifecycle_publisher(Watermark, topics.relative(topics.SHELF_WATERMARK), EVENTS_QOS)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.config_pub = self.create_publisher(String, topics.relative(topics.SHELF_CONFIG), latched)
-        self.config_pub.publish(String(data=config_json(self.board_id, params)))
-        self.diag = Diagnostics(self, f"storefuse/shelf_scale/{self.board_id}", port)
+        self.config_pub = self.create_lifecycle_publisher(String, topics.relative(topics.SHELF_CONFIG), latched)
+        self.port = LinePort(param("port"), param("baudrate")).start()
+        self.diag = Diagnostics(self, f"storefuse/shelf_scale/{self.board_id}", param("port"))
         self.last_error = ""
+        self.timer = self.create_timer(0.02, self.poll)
         self.get_logger().info(f"{self.board_id}: {len(self.board.plate_ids)} plates, detector "
-                               f"{json.dumps(params.__dict__)}")
-        self.create_timer(0.02, self.poll)
+                               f"{json.dumps(self.params.__dict__)}")
+        return super().on_configure(state)
+
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        ret = super().on_activate(state)           # enables the publishers
+        self.board.restart()                       # frames dropped while inactive are not a sequence gap
+        self.config_pub.publish(String(data=config_json(self.board_id, self.params)))
+        self.active = True
+        self.get_logger().info("active: publishing")
+        return ret
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self.get_logger().info("inactive: frames are read and dropped")
+        self.board.restart()                       # a half block is dropped: never published, never detected
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        self.active = False
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.diag.destroy()
+            for pub in (self.weights_pub, self.events_pub, self.wm_pub, self.config_pub):
+                self.destroy_lifecycle_publisher(pub)
+            self.timer = self.diag = None
+        self.close()
 
     def poll(self) -> None:
         published = False
-        for line in self.port.drain():
+        lines = self.port.drain()
+        if not self.active:
+            self.discarded += len(lines)
+            lines = []
+        for line in lines:
             block = self.board.feed(line)
             if block is None:
                 continue
@@ -70,13 +138,17 @@ class ShelfScaleNode(Node):
         level = OK if p.connected else ERROR
         if p.connected and (s.bad_frames or s.seq_gaps):
             level = WARN
-        self.diag.set(level, "connected" if p.connected else (p.last_error or "not connected"),
+        message = "connected" if p.connected else (p.last_error or "not connected")
+        self.diag.set(level, message if self.active else f"inactive; {message}",
                       connected=p.connected, frames=s.frames, bad_frames=s.bad_frames, seq_gaps=s.seq_gaps,
                       lost_samples=s.lost_samples, events=self.detector.events_emitted,
-                      reopens=max(0, p.opens - 1), open_failures=p.open_failures, errors=s.errors)
+                      reopens=max(0, p.opens - 1), open_failures=p.open_failures, errors=s.errors,
+                      active=self.active, discarded_lines=self.discarded)
 
     def close(self) -> None:
-        self.port.stop()
+        if self.port is not None:
+            self.port.stop()
+            self.port = None
 
 
 def main(args=None):

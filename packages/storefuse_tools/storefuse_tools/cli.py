@@ -112,11 +112,11 @@ def evaluate(scenario: Path = typer.Option(..., "--scenario"), seeds: int = type
              record: Optional[Path] = typer.Option(None, "--record", help="with --live: keep the bag here"),
              rate: float = typer.Option(1.0, help="with --live: simulated seconds per wall second")):
     """Simulate, run and score; the last line of stdout is one JSON object of metrics."""
-    from storefuse_core.evaluation import pool
+    from storefuse_core.evaluation import pool, tracking_metrics
     from storefuse_core.replay import replay_bag
     from storefuse_core.simulation.offline import run_offline
     from storefuse_core.simulation.scenario import load_scenario
-    runs = []
+    runs, tracking = [], []
     base = load_scenario(scenario)
     with tempfile.TemporaryDirectory(prefix="storefuse-eval-") as tmp:
         for i in range(seeds):
@@ -133,8 +133,10 @@ def evaluate(scenario: Path = typer.Option(..., "--scenario"), seeds: int = type
             else:
                 out = Path(tmp) / f"seed-{seed}"
                 gt = run_offline(load_scenario(scenario, seed), out)
-                runs.append((gt, replay_bag(out / "bag").finals_json()))
-    metrics = pool(runs)
+                result = replay_bag(out / "bag")
+                runs.append((gt, result.finals_json()))
+                tracking.append(tracking_metrics(gt, result.track_frames))
+    metrics = pool(runs, tracking)
     typer.echo(json.dumps(metrics, sort_keys=True))
 
 
@@ -172,6 +174,8 @@ def _same_lines(a, b) -> bool:
 
 from storefuse_tools.store_commands import register  # noqa: E402, I001
 register(app)
+from storefuse_tools.calibrate import register as register_calibrate  # noqa: E402, I001
+register_calibrate(app)
 
 
 def main() -> None:
