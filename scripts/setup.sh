@@ -32,7 +32,8 @@ mkdir -p "$STAMPS"
 req_hash="$(hash_of requirements.txt)"
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_hash" ]; then
   say "installing pinned Python packages (ROS 2 Kilted wheels, numpy, rosbags, ...)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'pip>=23' 'setuptools==79.0.1' wheel
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'pip>=23' 'setuptools==79.0.1' wheel 2>&1 \
+    | { grep -v "^WARNING: Location .* is ignored" || true; }
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
     | { grep -v "^WARNING: Location .* is ignored" || true; }
   echo "$req_hash" > "$STAMPS/requirements"

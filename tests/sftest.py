@@ -12,3 +12,18 @@ def node_exe(pkg: str, exe: str) -> Path:
     path = INSTALL / pkg / "lib" / pkg / exe
     assert path.is_file(), f"{path} missing: run scripts/setup.sh"
     return path
+
+
+def diagnostics_of(client, name: str) -> dict:
+    """The latest /diagnostics status named `name`, kept up to date while the client spins:
+    its key/values plus `_level` and `_message`."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    latest: dict = {}
+
+    def on(msg):
+        for s in msg.status:
+            if s.name == name:
+                latest.clear()
+                latest.update({kv.key: kv.value for kv in s.values}, _level=s.level, _message=s.message)
+    client.node.create_subscription(DiagnosticArray, "/diagnostics", on, 50)
+    return latest

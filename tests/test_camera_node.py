@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -24,7 +24,7 @@ from storefuse_core.vision.video import image_fields
 from storefuse_interfaces.msg import PersonDetections
 from storefuse_nodes.common import EVENTS_QOS
 
-from sftest import ROOT, node_exe
+from sftest import ROOT, diagnostics_of, node_exe
 
 cv2 = pytest.importorskip("cv2")
 pytestmark = pytest.mark.system
@@ -32,17 +32,6 @@ T0 = 1_767_225_600_000_000_000
 FRAME_NS = 100_000_000
 SHOPPER = Person("alice", 0.0, 0.0, 0.4, 1.72, (40, 40, 200), (90, 60, 40))
 
-
-def _diag(client, name):
-    latest = {}
-
-    def on(msg):
-        for s in msg.status:
-            if s.name == name:
-                latest.clear()
-                latest.update({kv.key: kv.value for kv in s.values}, _level=s.level, _message=s.message)
-    client.node.create_subscription(DiagnosticArray, "/diagnostics", on, 50)
-    return latest
 
 
 def _walk(n_empty: int, n_person: int) -> list[tuple[float, float] | None]:
@@ -96,7 +85,7 @@ def test_camera_node_turns_image_topics_into_detections(tmp_path, processes, ros
                                               lambda m: answers.setdefault(stamp_ns(m.header.stamp), m), EVENTS_QOS)
     ros_client.node.create_subscription(CompressedImage, topics.camera_topic("cam0", "debug/compressed"),
                                         debug.append, 10)
-    diag = _diag(ros_client, "storefuse/camera/cam0")
+    diag = diagnostics_of(ros_client, "storefuse/camera/cam0")
     pub = ros_client.node.create_publisher(Image, topics.camera_topic("cam0", "image_raw"), qos_profile_sensor_data)
     ros_client.wait_for(lambda: pub.get_subscription_count() >= 1 and sub.get_publisher_count() >= 1,
                         60, "the camera node to subscribe to image_raw and publish detections")
@@ -148,7 +137,7 @@ def test_camera_node_reads_a_video_file_with_stamps_from_the_frame_index(tmp_pat
     writer.release()
     answers = []
     ros_client.node.create_subscription(PersonDetections, topics.camera_topic("cam0"), answers.append, EVENTS_QOS)
-    diag = _diag(ros_client, "storefuse/camera/cam0")
+    diag = diagnostics_of(ros_client, "storefuse/camera/cam0")
     processes.start([node_exe("storefuse_nodes", "camera"), "--ros-args", "-r", "__ns:=/store",
                      "-p", "camera_id:=cam0", "-p", f"source:={path}", "-p", f"start_stamp_ns:={T0}",
                      "-p", "rate_hz:=25.0", "-p", "wait_for_subscribers:=1"], tmp_path / "camera.log")
@@ -165,7 +154,7 @@ def test_camera_node_reads_a_video_file_with_stamps_from_the_frame_index(tmp_pat
 def test_camera_node_reports_an_unreadable_video_and_keeps_trying(tmp_path, processes, ros_client):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video\n" * 50)
-    diag = _diag(ros_client, "storefuse/camera/cam0")
+    diag = diagnostics_of(ros_client, "storefuse/camera/cam0")
     proc = processes.start([node_exe("storefuse_nodes", "camera"), "--ros-args", "-r", "__ns:=/store",
                             "-p", "camera_id:=cam0", "-p", f"source:={junk}"], tmp_path / "camera.log")
     ros_client.wait_for(lambda: int(diag.get("errors", "0")) >= 2, 60, "open failures in diagnostics")
@@ -200,7 +189,7 @@ def test_depth_camera_node_finds_heads_in_depth_images(tmp_path, processes, ros_
     det_topic = topics.camera_topic("cam7")
     sub = ros_client.node.create_subscription(PersonDetections, det_topic,
                                               lambda m: answers.setdefault(stamp_ns(m.header.stamp), m), EVENTS_QOS)
-    diag = _diag(ros_client, "storefuse/depth_camera/cam7")
+    diag = diagnostics_of(ros_client, "storefuse/depth_camera/cam7")
     pub = ros_client.node.create_publisher(Image, topics.camera_topic("cam7", "depth/image_raw"),
                                            qos_profile_sensor_data)
     ros_client.wait_for(lambda: pub.get_subscription_count() >= 1 and sub.get_publisher_count() >= 1,

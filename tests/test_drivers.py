@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 
 from storefuse_core import topics
 from storefuse_core.calibration import load_calibration
@@ -12,29 +11,18 @@ from storefuse_core.simulation.pty import PtyDevice
 from storefuse_interfaces.msg import GateEvent, ShelfEvent
 from storefuse_nodes.common import EVENTS_QOS
 
-from sftest import node_exe
+from sftest import diagnostics_of, node_exe
 
 pytestmark = pytest.mark.system
 T0 = 1_767_225_600_000_000_000
 
-
-def _diag(client, name):
-    latest = {}
-
-    def on(msg):
-        for s in msg.status:
-            if s.name == name:
-                latest.clear()
-                latest.update({kv.key: kv.value for kv in s.values}, _level=s.level, _message=s.message)
-    client.node.create_subscription(DiagnosticArray, "/diagnostics", on, 50)
-    return latest
 
 
 def test_gate_reader_survives_garbage_and_a_late_port(tmp_path, processes, ros_client):
     dev = tmp_path / "dev"
     proc = processes.start([node_exe("storefuse_nodes", "gate_reader"), "--ros-args", "-r", "__ns:=/store",
                             "-p", "gate_id:=gate_entry_1", "-p", f"port:={dev}/gate_entry_1"], tmp_path / "gate.log")
-    diag = _diag(ros_client, "storefuse/gate_reader/gate_entry_1")
+    diag = diagnostics_of(ros_client, "storefuse/gate_reader/gate_entry_1")
     events = []
     ros_client.node.create_subscription(GateEvent, topics.GATE_EVENTS, events.append, EVENTS_QOS)
     # The port does not exist yet: the driver reports it and keeps retrying.
@@ -68,7 +56,7 @@ def test_shelf_scale_publishes_a_pick_from_raw_counts(tmp_path, processes, ros_c
     pty = PtyDevice("scale_G1", dev)
     events = []
     ros_client.node.create_subscription(ShelfEvent, topics.SHELF_EVENTS, events.append, EVENTS_QOS)
-    diag = _diag(ros_client, "storefuse/shelf_scale/scale_G1")
+    diag = diagnostics_of(ros_client, "storefuse/shelf_scale/scale_G1")
     processes.start([node_exe("storefuse_nodes", "shelf_scale"), "--ros-args", "-r", "__ns:=/store",
                      "-p", "board_id:=scale_G1", "-p", f"port:={dev}/scale_G1"], tmp_path / "scale.log")
     try:

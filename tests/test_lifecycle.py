@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -20,7 +19,7 @@ from storefuse_core.simulation.pty import PtyDevice
 from storefuse_interfaces.msg import GateEvent, PlateWeights, Watermark
 from storefuse_nodes.common import EVENTS_QOS
 
-from sftest import node_exe
+from sftest import diagnostics_of, node_exe
 
 pytestmark = pytest.mark.system
 T0 = 1_767_225_600_000_000_000
@@ -43,17 +42,6 @@ def _transition(client, node, transition_id) -> bool:
 def _state(client, node) -> int:
     return _call(client, GetState, f"{node}/get_state", GetState.Request()).current_state.id
 
-
-def _diag(client, name):
-    latest = {}
-
-    def on(msg):
-        for s in msg.status:
-            if s.name == name:
-                latest.clear()
-                latest.update({kv.key: kv.value for kv in s.values}, _message=s.message)
-    client.node.create_subscription(DiagnosticArray, "/diagnostics", on, 50)
-    return latest
 
 
 def _spin(client, seconds, between=None):
@@ -84,7 +72,7 @@ def test_shelf_scale_waits_for_configure_and_activate(tmp_path, processes, ros_c
     c.create_subscription(PlateWeights, topics.PLATE_WEIGHTS, weights.append, EVENTS_QOS)
     c.create_subscription(Watermark, topics.SHELF_WATERMARK, marks.append, EVENTS_QOS)
     c.create_subscription(String, topics.SHELF_CONFIG, config.append, LATCHED)
-    diag = _diag(ros_client, "storefuse/shelf_scale/scale_G1")
+    diag = diagnostics_of(ros_client, "storefuse/shelf_scale/scale_G1")
     node = "/store/shelf_scale"
     processes.start([node_exe("storefuse_nodes", "shelf_scale"), "--ros-args", "-r", "__ns:=/store",
                      "-p", "board_id:=scale_G1", "-p", f"port:={pty.path}", "-p", "autostart:=false"],
@@ -127,7 +115,7 @@ def test_gate_reader_waits_for_configure_and_activate_then_reports_tailgating(tm
     events, tailgates = [], []
     ros_client.node.create_subscription(GateEvent, topics.GATE_EVENTS, events.append, EVENTS_QOS)
     ros_client.node.create_subscription(GateEvent, "/store/gates/tailgating", tailgates.append, EVENTS_QOS)
-    diag = _diag(ros_client, "storefuse/gate_reader/gate_entry_1")
+    diag = diagnostics_of(ros_client, "storefuse/gate_reader/gate_entry_1")
     node = "/store/gate_reader"
     processes.start([node_exe("storefuse_nodes", "gate_reader"), "--ros-args", "-r", "__ns:=/store",
                      "-p", "gate_id:=gate_entry_1", "-p", f"port:={pty.path}", "-p", "autostart:=false"],
