@@ -26,6 +26,8 @@ TENTATIVE, CONFIRMED, LOST = 0, 1, 2
 class TrackerParams:
     accel_sd: float = 1.5            # m/s^2: how sharply a shopper may change pace or direction
     gate_chi2: float = 13.8          # 2 dof, 99.9 %: detections farther than this are not this track
+    max_jump_m: float = 1.5          # ... nor any farther than this, however uncertain the track
+    max_pos_sd_m: float = 1.0        # a coasting track's uncertainty stops growing here
     min_score: float = 0.3           # weaker detections update tracks but never start one
     meas_floor_sd: float = 0.2       # m: cameras disagree by this much on where one person stands
     confirm_hits: int = 3            # tentative until updated this often
@@ -89,9 +91,17 @@ class ShopperTracker:
             q = self.p.accel_sd ** 2
             G = np.array([[dt * dt / 2, 0], [0, dt * dt / 2], [dt, 0], [0, dt]])
             Q = G @ G.T * q
+            cap = self.p.max_pos_sd_m ** 2
             for t in self.tracks:
                 t.x = F @ t.x
                 t.P = F @ t.P @ F.T + Q
+                for i in (0, 1):
+                    if t.P[i, i] > cap:               # keep the gate of a lost track finite
+                        f = math.sqrt(cap / t.P[i, i])
+                        t.P[i, :] *= f
+                        t.P[:, i] *= f
+                if t.state == LOST:
+                    t.x[2:] = 0.0                     # a lost shopper is assumed to stand still
         self.now_ns = stamp_ns if self.now_ns is None else max(self.now_ns, stamp_ns)
 
     # ---- association ----------------------------------------------------------------------------
@@ -105,7 +115,7 @@ class ShopperTracker:
                 S = t.P[:2, :2] + R[j]
                 r = z[j] - t.x[:2]
                 d2 = float(r @ np.linalg.solve(S, r))
-                if d2 <= self.p.gate_chi2:
+                if d2 <= self.p.gate_chi2 and math.hypot(r[0], r[1]) <= self.p.max_jump_m:
                     cost[i, j] = d2 + math.log(np.linalg.det(S))
         rows, cols = linear_sum_assignment(cost)
         return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
@@ -171,7 +181,9 @@ class ShopperTracker:
 
     # ---- outputs ------------------------------------------------------------------------------
     def confirmed(self) -> list[Track]:
-        return [t for t in self.tracks if t.state == CONFIRMED]
+        """Tracks seen recently enough to report (a coasting track is not reported as a shopper)."""
+        return [t for t in self.tracks if t.state == CONFIRMED and self.now_ns is not None
+                and self.now_ns - t.last_ns <= int(self.p.lost_after_s * 1e9)]
 
     def near(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float) -> dict[str, float]:
         """Sessions whose track came within radius_m of (x, y) between t0 and t1: closest distance."""
