@@ -148,8 +148,14 @@ def visibility(camera: PinholeCamera, people: list[Person], store=None, margin_p
     c = camera.position
     dist = camera.nadir_distance(body)
     out = []
+    # Only people in (or at the margin of) this camera's view can be seen or stand in the way:
+    # checking the others cost O(people^2 x gondolas) per frame in a busy big store.
+    near = [j for j in range(len(people)) if z[j] > 0.05 and camera.in_image(uv[j:j + 1], -200.0)[0]]
     for i, p in enumerate(people):
-        crowded = any(j != i and math.hypot(q.x - p.x, q.y - p.y) < crowd_m for j, q in enumerate(people))
+        if not in_view[i]:
+            out.append(Visibility(False, float(dist[i]), False, False, False, False))
+            continue
+        crowded = any(j != i and math.hypot(people[j].x - p.x, people[j].y - p.y) < crowd_m for j in near)
         occluded_by = 0
         by_gondola = False
         for zt in (0.6, 1.0, 1.4):
@@ -158,7 +164,8 @@ def visibility(camera: PinholeCamera, people: list[Person], store=None, margin_p
             if store is not None and segment_hits_gondola(store, c, target):
                 hidden = by_gondola = True
             else:
-                for j, q in enumerate(people):
+                for j in near:
+                    q = people[j]
                     if j == i or dist[j] >= dist[i]:
                         continue
                     # closest approach of the camera->target segment to q's vertical axis (horizontal)
