@@ -2,6 +2,8 @@
 
 Gate events are ordered by their stamp; shelf events by the stamp at which the change *started*,
 so an item taken just before the exit scan lands on the receipt even though it settles after it.
+Camera detections feed the shopper tracker in the same order; when several sessions are inside, the
+tracks near the plate when the change started say who the payer is.
 """
 from __future__ import annotations
 
@@ -10,10 +12,19 @@ from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 from storefuse_core.receipt import ReceiptBook
 from storefuse_core.reorder import ReorderBuffer
+from storefuse_core.track import ShopperTracker
 
 
 def sources_for(store: Store) -> list[str]:
-    return sorted(store.gates) + sorted(store.boards)
+    return sorted(store.gates) + sorted(store.boards) + sorted(store.cameras)
+
+
+class _Frame:
+    """One camera frame's detections, as an item of the reorder buffer."""
+    __slots__ = ("camera_id", "stamp_ns", "detections")
+
+    def __init__(self, camera_id: str, stamp_ns: int, detections):
+        self.camera_id, self.stamp_ns, self.detections = camera_id, stamp_ns, detections
 
 
 class FusionPipeline:
@@ -25,6 +36,9 @@ class FusionPipeline:
                                     int(max_wait_s * 1e9))
         self.received: dict[str, int] = {}
         self.pending: dict[str, tuple[int, int]] = {}
+        self.tracker = ShopperTracker(store)
+        self.book.locate = self._locate
+        self.track_frames: list[tuple[int, list[tuple[str, float, float]]]] = []   # for IDF1/MOTA
 
     def push_gate(self, ev: GateEvent, now_ns: int = 0) -> None:
         self.buffer.push((ev.stamp_ns, 0, ev.gate_id, ev.seq), ev, now_ns)
@@ -33,6 +47,14 @@ class FusionPipeline:
     def push_shelf(self, ev: ShelfEvent, now_ns: int = 0) -> None:
         self.buffer.push((ev.start_ns, 1, ev.event_id), ev, now_ns)
         self._received(f"scale_{ev.gondola_id}")
+
+    def push_detections(self, camera_id: str, stamp_ns: int, detections, now_ns: int = 0) -> None:
+        """A camera frame's detections (objects with x, y, cov, score); frames come in stamp order."""
+        self.buffer.push((stamp_ns, 2, camera_id), _Frame(camera_id, stamp_ns, list(detections)), now_ns)
+        self.buffer.advance(camera_id, stamp_ns)
+
+    def _locate(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float) -> dict[str, float]:
+        return self.tracker.near(x, y, t0_ns, t1_ns, radius_m)
 
     def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
         """Apply a source's watermark once all the items it published before it have arrived."""
@@ -57,6 +79,16 @@ class FusionPipeline:
     def _apply(self, items) -> list[Receipt]:
         out = []
         for item in items:
+            if isinstance(item, _Frame):
+                self.tracker.on_detections(item.stamp_ns, item.detections)
+                snap = (item.stamp_ns, [(t.track_id, float(t.x[0]), float(t.x[1])) for t in self.tracker.confirmed()])
+                if self.track_frames and self.track_frames[-1][0] == item.stamp_ns:
+                    self.track_frames[-1] = snap
+                else:
+                    self.track_frames.append(snap)
+                continue
+            if isinstance(item, GateEvent):
+                self.tracker.on_gate(item)
             r = self.book.apply_gate(item) if isinstance(item, GateEvent) else self.book.apply_shelf(item)
             if r is not None:
                 out.append(r)

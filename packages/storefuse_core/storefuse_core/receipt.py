@@ -7,6 +7,7 @@ that was inside when the shelf change started (tracking refines it later).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from storefuse_core.events import (
@@ -23,6 +24,8 @@ from storefuse_core.events import (
 )
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
+
+REACH_M = 1.3          # a shopper's track within this of a plate could have reached it
 
 
 @dataclass
@@ -78,6 +81,7 @@ class ReceiptBook:
         self.review_threshold = review_threshold
         self.sessions: dict[str, _Session] = {}
         self.stats = BookStats()
+        self.locate = None          # (x, y, t0, t1, radius) -> {session: closest distance}: from tracking
         for row in self.ledger.entries():
             self._fold(*row)
 
@@ -172,12 +176,24 @@ class ReceiptBook:
         return shoppers[0] if len(shoppers) == 1 else None
 
     def _attribute(self, inside: list[_Session], ev: ShelfEvent) -> tuple[_Session, float]:
-        """Presence-only attribution: a put-back goes to whoever holds one of the candidates; anything
-        else to the latest arrival, with a probability that says how ambiguous that was."""
+        """Who was there: a put-back goes to whoever holds one of the candidates; with several
+        shoppers inside, to the one whose track was within arm's reach of the plate when the change
+        started (tracks from the cameras); otherwise to the latest arrival, with a probability that
+        says how ambiguous that was."""
         if ev.kind != PICK:
             holders = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
             if holders:
                 inside = holders
+        if len(inside) > 1 and self.locate is not None and ev.plate_ids:
+            plate = self.store.plates[ev.plate_ids[0]]
+            near = self.locate(plate.x, plate.y, ev.start_ns - 2_000_000_000, ev.start_ns + 500_000_000,
+                               REACH_M)
+            weights = {s.session_id: math.exp(-0.5 * (near[s.session_id] / 0.4) ** 2)
+                       for s in inside if s.session_id in near}
+            if weights:
+                best = max(weights, key=lambda k: (weights[k], k))
+                payer = next(s for s in inside if s.session_id == best)
+                return payer, weights[best] / sum(weights.values())
         payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
         return payer, 1.0 / len(inside)
 

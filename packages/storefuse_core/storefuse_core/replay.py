@@ -17,7 +17,6 @@ from storefuse_core.gate import session_id_for
 from storefuse_core.layout import Store, load_store, parse_store
 from storefuse_core.pipeline import FusionPipeline, finals_json
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_from_json
-from storefuse_core.track import ShopperTracker
 
 
 @dataclass
@@ -52,10 +51,6 @@ class _Det:
         self.x, self.y, self.cov, self.score = d.position.x, d.position.y, list(d.covariance), d.score
 
 
-def _snapshot(tracker: ShopperTracker, stamp: int) -> tuple[int, list[tuple[str, float, float]]]:
-    return stamp, [(t.track_id, float(t.x[0]), float(t.x[1])) for t in tracker.confirmed()]
-
-
 def _has_gate_events(path: Path) -> bool:
     import yaml
     meta = yaml.safe_load((path / "metadata.yaml").read_text()).get("rosbag2_bagfile_information", {})
@@ -74,19 +69,13 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
               topics.SHELF_CONFIG]
     started: set[str] = set()
     gateless = not _has_gate_events(path)
-    tracker = ShopperTracker(store)
     wanted += [topics.camera_topic(c) for c in store.cameras]
-    frame_ns = None
     for m in read_bag(path, wanted):
         if m.topic.startswith(f"{topics.NS}/cameras/"):
             stamp = stamp_ns(m.msg.header.stamp)
-            if frame_ns is not None and stamp != frame_ns:
-                result.track_frames.append(_snapshot(tracker, frame_ns))
-            frame_ns = stamp
-            tracker.on_detections(stamp, [_Det(d) for d in m.msg.detections])
+            pipeline.push_detections(m.msg.camera_id, stamp, [_Det(d) for d in m.msg.detections])
+            result.receipts += pipeline.step(0)
             continue
-        if m.topic == topics.GATE_EVENTS:
-            tracker.on_gate(gate_event_from_msg(m.msg))
         if gateless and m.topic == topics.PLATE_WEIGHTS:
             # No gate in the recording (e.g. the AiFi import): the shopper(s) present are one
             # implicit session from the first sample, finalised at the end of the bag.
@@ -120,7 +109,6 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
             result.recorded_finals.append(receipt_from_msg(m.msg))
             continue
         result.receipts += pipeline.step(0)
-    if frame_ns is not None:
-        result.track_frames.append(_snapshot(tracker, frame_ns))
     result.receipts += pipeline.finish(result.last_ns, "end_of_bag")
+    result.track_frames = pipeline.track_frames
     return result

@@ -12,9 +12,17 @@ from storefuse_core.events import OPEN
 from storefuse_core.layout import load_store
 from storefuse_core.ledger import Ledger
 from storefuse_core.pipeline import FusionPipeline
-from storefuse_interfaces.msg import GateEvent, Receipt, ShelfEvent, Watermark
+from storefuse_interfaces.msg import GateEvent, PersonDetections, Receipt, ShelfEvent, Watermark
 from storefuse_interfaces.srv import GetReceipt, ResolveReview
 from storefuse_nodes.common import DURABLE_EVENTS_QOS, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
+
+
+class _Det:
+    """A PersonDetection as the tracker sees it."""
+    __slots__ = ("x", "y", "cov", "score")
+
+    def __init__(self, d):
+        self.x, self.y, self.cov, self.score = d.position.x, d.position.y, list(d.covariance), d.score
 
 
 class ReceiptNode(Node):
@@ -37,6 +45,9 @@ class ReceiptNode(Node):
         self.create_subscription(ShelfEvent, rel(topics.SHELF_EVENTS), self.on_shelf, DURABLE_EVENTS_QOS)
         self.create_subscription(Watermark, rel(topics.GATE_WATERMARK), self.on_watermark, EVENTS_QOS)
         self.create_subscription(Watermark, rel(topics.SHELF_WATERMARK), self.on_watermark, EVENTS_QOS)
+        # Camera detections feed the shopper tracker (attribution when several shoppers are inside).
+        for cam in store.cameras:
+            self.create_subscription(PersonDetections, rel(topics.camera_topic(cam)), self.on_detections, EVENTS_QOS)
         self.create_service(GetReceipt, "get_receipt", self.get_receipt)
         self.create_service(ResolveReview, "resolve_review", self.resolve_review)
         self.diag = Diagnostics(self, "storefuse/receipt", ledger_path)
@@ -50,6 +61,10 @@ class ReceiptNode(Node):
 
     def on_shelf(self, msg) -> None:
         self.pipeline.push_shelf(shelf_event_from_msg(msg), self.now_ns())
+
+    def on_detections(self, msg) -> None:
+        dets = [_Det(d) for d in msg.detections]
+        self.pipeline.push_detections(msg.camera_id, stamp_ns(msg.header.stamp), dets, self.now_ns())
 
     def on_watermark(self, msg) -> None:
         self.pipeline.advance(msg.header.frame_id, stamp_ns(msg.header.stamp), int(msg.items_published))
