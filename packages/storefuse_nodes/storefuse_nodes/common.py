@@ -4,6 +4,8 @@ from __future__ import annotations
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from storefuse_core.convert import rclpy_factory
@@ -67,3 +69,72 @@ def run(node_cls, args=None) -> None:
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+class SerialDriver(LifecycleNode):
+    """What every serial driver shares as a lifecycle node: configure opens the port (subclass),
+    activate publishes, deactivate keeps reading but drops what it reads, cleanup/shutdown/error
+    release the port, the timer, diagnostics and publishers. `autostart` (default true) configures
+    and activates at start-up, for launchers without a lifecycle manager."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.port = self.timer = self.diag = None
+        self.active, self.error, self.discarded = False, "", 0
+        self.lifecycle_pubs: list = []
+
+    def autostart(self) -> None:
+        if self.declare_parameter("autostart", True).value:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise SystemExit(f"{self.get_name()}: {self.error}")
+            self.trigger_activate()
+
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    def drain(self) -> list[bytes]:
+        """Lines from the port; while inactive they are read (the device keeps sending) and dropped."""
+        lines = self.port.drain()
+        if not self.active:
+            self.discarded += len(lines)
+            return []
+        return lines
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        ret = super().on_activate(state)           # enables the publishers
+        self.active = True
+        self.get_logger().info("active: publishing")
+        return ret
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self.get_logger().info("inactive: frames are read and dropped")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        self.active = False
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.diag.destroy()
+            for pub in self.lifecycle_pubs:
+                self.destroy_lifecycle_publisher(pub)
+            self.lifecycle_pubs = []
+            self.timer = self.diag = None
+        self.close()
+
+    def close(self) -> None:
+        if self.port is not None:
+            self.port.stop()
+            self.port = None

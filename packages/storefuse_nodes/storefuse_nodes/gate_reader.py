@@ -9,7 +9,7 @@ an empty token_hash and session_id on gates/tailgating (not on gates/events, whi
 """
 from __future__ import annotations
 
-from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 
 from storefuse_core import topics
 from storefuse_core.convert import gate_event_to_msg, watermark_to_msg
@@ -19,12 +19,12 @@ from storefuse_core.gate import GateReader
 from storefuse_core.layout import load_store
 from storefuse_core.port import LinePort
 from storefuse_interfaces.msg import GateEvent, Watermark
-from storefuse_nodes.common import DURABLE_EVENTS_QOS, ERROR, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
+from storefuse_nodes.common import DURABLE_EVENTS_QOS, ERROR, EVENTS_QOS, MSG, OK, WARN, Diagnostics, SerialDriver, run
 
 TAILGATING = "gates/tailgating"
 
 
-class GateReaderNode(Node):
+class GateReaderNode(SerialDriver):
     def __init__(self):
         super().__init__("gate_reader")
         for name, default in (("gate_id", "gate_entry_1"), ("port", "/dev/ttyUSB0"), ("baudrate", 115200),
@@ -32,15 +32,8 @@ class GateReaderNode(Node):
                               ("store", "minimart")):
             self.declare_parameter(name, default)
         self.gate_id = self.param("gate_id")
-        self.port = self.timer = self.diag = None
-        self.active, self.error, self.discarded = False, "", 0
-        if self.declare_parameter("autostart", True).value:
-            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise SystemExit(f"gate_reader: {self.error}")
-            self.trigger_activate()
+        self.autostart()
 
-    def param(self, name: str):
-        return self.get_parameter(name).value
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         self.gate_id = self.param("gate_id")
@@ -58,50 +51,21 @@ class GateReaderNode(Node):
         self.pub = self.create_lifecycle_publisher(GateEvent, topics.relative(topics.GATE_EVENTS), DURABLE_EVENTS_QOS)
         self.wm_pub = self.create_lifecycle_publisher(Watermark, topics.relative(topics.GATE_WATERMARK), EVENTS_QOS)
         self.tailgate_pub = self.create_lifecycle_publisher(GateEvent, TAILGATING, DURABLE_EVENTS_QOS)
+        self.lifecycle_pubs = [self.pub, self.wm_pub, self.tailgate_pub]
         self.port = LinePort(self.param("port"), self.param("baudrate")).start()
         self.diag = Diagnostics(self, f"storefuse/gate_reader/{self.gate_id}", self.param("port"))
         self.last_error = ""
         self.timer = self.create_timer(0.02, self.poll)
         return super().on_configure(state)
 
-    def on_activate(self, state: State) -> TransitionCallbackReturn:
-        ret = super().on_activate(state)
-        self.active = True
-        self.get_logger().info("active: publishing")
-        return ret
 
-    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self.active = False
-        self.get_logger().info("inactive: frames are read and dropped")
-        return super().on_deactivate(state)
 
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.release()
-        return super().on_cleanup(state)
 
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.release()
-        return super().on_shutdown(state)
 
-    def on_error(self, state: State) -> TransitionCallbackReturn:
-        self.release()
-        return TransitionCallbackReturn.SUCCESS
 
-    def release(self) -> None:
-        self.active = False
-        if self.timer is not None:
-            self.destroy_timer(self.timer)
-            self.diag.destroy()
-            for pub in (self.pub, self.wm_pub, self.tailgate_pub):
-                self.destroy_lifecycle_publisher(pub)
-            self.timer = self.diag = None
-        self.close()
 
     def poll(self) -> None:
-        lines = self.port.drain()
-        if not self.active:
-            self.discarded += len(lines)
-            lines = []
+        lines = self.drain()
         for line in lines:
             ev = self.reader.feed(line)
             if ev is not None:
@@ -127,10 +91,6 @@ class GateReaderNode(Node):
                       errors=s.errors, passes=s.passes, joined=s.joined, tailgates=s.tailgates,
                       active=self.active, discarded_lines=self.discarded)
 
-    def close(self) -> None:
-        if self.port is not None:
-            self.port.stop()
-            self.port = None
 
 
 def main(args=None):

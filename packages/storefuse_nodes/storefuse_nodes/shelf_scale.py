@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
@@ -23,10 +23,21 @@ from storefuse_core.port import LinePort
 from storefuse_core.scale import ScaleBoard
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_json
 from storefuse_interfaces.msg import PlateWeights, ShelfEvent, Watermark
-from storefuse_nodes.common import DURABLE_EVENTS_QOS, ERROR, EVENTS_QOS, MSG, OK, WARN, WEIGHTS_QOS, Diagnostics, run
+from storefuse_nodes.common import (
+    DURABLE_EVENTS_QOS,
+    ERROR,
+    EVENTS_QOS,
+    MSG,
+    OK,
+    WARN,
+    WEIGHTS_QOS,
+    Diagnostics,
+    SerialDriver,
+    run,
+)
 
 
-class ShelfScaleNode(Node):
+class ShelfScaleNode(SerialDriver):
     def __init__(self):
         super().__init__("shelf_scale")
         for name, default in (("board_id", "scale_G1"), ("port", "/dev/ttyUSB0"), ("baudrate", 115200),
@@ -35,12 +46,7 @@ class ShelfScaleNode(Node):
         for k, v in ShelfParams().__dict__.items():
             self.declare_parameter(f"detector.{k}", v)
         self.board_id = self.get_parameter("board_id").value
-        self.port = self.timer = self.diag = None
-        self.active, self.error, self.discarded = False, "", 0
-        if self.declare_parameter("autostart", True).value:
-            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise SystemExit(f"shelf_scale: {self.error}")
-            self.trigger_activate()
+        self.autostart()
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         param = self.param
@@ -65,6 +71,7 @@ class ShelfScaleNode(Node):
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.config_pub = self.create_lifecycle_publisher(String, topics.relative(topics.SHELF_CONFIG), latched)
+        self.lifecycle_pubs = [self.weights_pub, self.events_pub, self.wm_pub, self.config_pub]
         self.port = LinePort(param("port"), param("baudrate")).start()
         self.diag = Diagnostics(self, f"storefuse/shelf_scale/{self.board_id}", param("port"))
         self.last_error = ""
@@ -73,51 +80,25 @@ class ShelfScaleNode(Node):
                                f"{json.dumps(self.params.__dict__)}")
         return super().on_configure(state)
 
-    def param(self, name: str):
-        return self.get_parameter(name).value
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        ret = super().on_activate(state)           # enables the publishers
         self.board.restart()                       # frames dropped while inactive are not a sequence gap
+        ret = super().on_activate(state)           # enables the publishers
         self.config_pub.publish(String(data=config_json(self.board_id, self.params)))
-        self.active = True
-        self.get_logger().info("active: publishing")
         return ret
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self.active = False
-        self.get_logger().info("inactive: frames are read and dropped")
+        ret = super().on_deactivate(state)
         self.board.restart()                       # a half block is dropped: never published, never detected
-        return super().on_deactivate(state)
+        return ret
 
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.release()
-        return super().on_cleanup(state)
 
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.release()
-        return super().on_shutdown(state)
 
-    def on_error(self, state: State) -> TransitionCallbackReturn:
-        self.release()
-        return TransitionCallbackReturn.SUCCESS
 
-    def release(self) -> None:
-        self.active = False
-        if self.timer is not None:
-            self.destroy_timer(self.timer)
-            self.diag.destroy()
-            for pub in (self.weights_pub, self.events_pub, self.wm_pub, self.config_pub):
-                self.destroy_lifecycle_publisher(pub)
-            self.timer = self.diag = None
-        self.close()
 
     def poll(self) -> None:
         published = False
-        lines = self.port.drain()
-        if not self.active:
-            self.discarded += len(lines)
-            lines = []
+        lines = self.drain()
         for line in lines:
             block = self.board.feed(line)
             if block is None:
@@ -145,10 +126,6 @@ class ShelfScaleNode(Node):
                       reopens=max(0, p.opens - 1), open_failures=p.open_failures, errors=s.errors,
                       active=self.active, discarded_lines=self.discarded)
 
-    def close(self) -> None:
-        if self.port is not None:
-            self.port.stop()
-            self.port = None
 
 
 def main(args=None):
