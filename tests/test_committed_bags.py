@@ -60,3 +60,11 @@ def test_truncated_copy_fails_with_one_clear_message(bag, tmp_path):
 def test_reader_yields_in_log_time_order():
     stamps = [m.log_ns for m in read_bag(BAGS[0], decode=False)]
     assert stamps == sorted(stamps) and len(stamps) > 1000
+
+
+@pytest.mark.parametrize("bag", BAGS, ids=[b.name for b in BAGS])
+def test_live_latencies_come_from_the_recorded_run(bag):
+    from storefuse_core.evaluation import live_latencies
+    lat = live_latencies(bag)
+    assert 0 < lat["latency_live_p50_ms"] <= lat["latency_live_p99_ms"] < 5000
+    assert 0 < lat["latency_final_p50_ms"] <= lat["latency_final_p99_ms"] < 5000

@@ -108,3 +108,36 @@ def tracking_metrics(ground_truth: dict, track_frames, max_dist_m: float = 1.0) 
         return {"idf1": None, "mota": None}
     summary = mm.metrics.create().compute(acc, metrics=["idf1", "mota"], name="run")
     return {"idf1": round(float(summary["idf1"].iloc[0]), 6), "mota": round(float(summary["mota"].iloc[0]), 6)}
+
+
+def live_latencies(bag_path) -> dict:
+    """Latencies of a live run, from its bag: every time is the recorder's receive time, so all
+    are on one clock. Final: exit scan (GateEvent EXIT received) -> final receipt received. Live:
+    shelf event received -> first live receipt carrying that event's line. The shelf event itself
+    is published once the change has settled and held for the detector's confirm window."""
+    import numpy as np
+
+    from storefuse_core import topics
+    from storefuse_core.bag import read_bag
+    from storefuse_core.convert import stamp_ns
+
+    exits, events, finals, lines = {}, {}, [], {}
+    wanted = [topics.GATE_EVENTS, topics.SHELF_EVENTS, topics.RECEIPTS_LIVE, topics.RECEIPTS_FINAL]
+    for m in read_bag(bag_path, wanted):
+        if m.topic == topics.GATE_EVENTS and m.msg.direction == 1:
+            exits.setdefault(stamp_ns(m.msg.header.stamp), m.log_ns)
+        elif m.topic == topics.SHELF_EVENTS:
+            events.setdefault(m.msg.event_id, m.log_ns)
+        elif m.topic == topics.RECEIPTS_FINAL:
+            finals.append((stamp_ns(m.msg.header.stamp), m.log_ns))
+        elif m.topic == topics.RECEIPTS_LIVE:
+            for ln in m.msg.lines:
+                for ev in ln.evidence_ids:
+                    lines.setdefault(ev, m.log_ns)
+    final_ms = [(log - exits[stamp]) / 1e6 for stamp, log in finals if stamp in exits]
+    live_ms = [(lines[ev] - log) / 1e6 for ev, log in events.items() if ev in lines]
+
+    def pct(values, q):
+        return round(float(np.percentile(values, q)), 1) if values else None
+    return {"latency_live_p50_ms": pct(live_ms, 50), "latency_live_p99_ms": pct(live_ms, 99),
+            "latency_final_p50_ms": pct(final_ms, 50), "latency_final_p99_ms": pct(final_ms, 99)}

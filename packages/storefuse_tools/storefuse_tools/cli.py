@@ -112,7 +112,7 @@ def evaluate(scenario: Path = typer.Option(..., "--scenario"), seeds: int = type
              record: Optional[Path] = typer.Option(None, "--record", help="with --live: keep the bag here"),
              rate: float = typer.Option(1.0, help="with --live: simulated seconds per wall second")):
     """Simulate, run and score; the last line of stdout is one JSON object of metrics."""
-    from storefuse_core.evaluation import pool, tracking_metrics
+    from storefuse_core.evaluation import live_latencies, pool, tracking_metrics
     from storefuse_core.replay import replay_bag
     from storefuse_core.simulation.offline import run_offline
     from storefuse_core.simulation.scenario import load_scenario
@@ -130,6 +130,7 @@ def evaluate(scenario: Path = typer.Option(..., "--scenario"), seeds: int = type
                 if result.timed_out:
                     _fail(f"live run timed out; see {run_dir}/launch.log", 1)
                 runs.append((result.ground_truth, result.finals))
+                latencies = live_latencies(result.bag)
             else:
                 out = Path(tmp) / f"seed-{seed}"
                 gt = run_offline(load_scenario(scenario, seed), out)
@@ -137,6 +138,8 @@ def evaluate(scenario: Path = typer.Option(..., "--scenario"), seeds: int = type
                 runs.append((gt, result.finals_json()))
                 tracking.append(tracking_metrics(gt, result.track_frames))
     metrics = pool(runs, tracking)
+    if live:
+        metrics.update(latencies)
     typer.echo(json.dumps(metrics, sort_keys=True))
 
 
