@@ -16,7 +16,7 @@ pytestmark = pytest.mark.system
 
 
 def test_receipt_node_killed_mid_visit_loses_and_doubles_nothing(tmp_path):
-    result = run_live(ROOT / "scenarios" / "fault_kill_node.yaml", tmp_path / "run", rate=3.0,
+    result = run_live(ROOT / "scenarios" / "fault_kill_node.yaml", tmp_path / "run", rate=2.0,
                       domain_id=200 + os.getpid() % 30, timeout_s=240)
     assert not result.timed_out
     assert result.restarts == ["receipt"]
