@@ -164,3 +164,15 @@ def detections_to_msg(f: MsgFactory, camera_id: str, stamp: int, detections) -> 
 def image_to_msg(f: MsgFactory, camera_id: str, stamp: int, jpeg: bytes) -> object:
     return f("sensor_msgs/msg/CompressedImage", header=header(f, stamp, f"{camera_id}_optical_frame"), format="jpeg",
              data=f.array(np.frombuffer(jpeg, dtype=np.uint8), "B"))
+
+
+class TrackedDetection:
+    """A PersonDetection as the shopper tracker reads it (x, y, cov, score)."""
+    __slots__ = ("x", "y", "cov", "score")
+
+    def __init__(self, d):
+        self.x, self.y, self.cov, self.score = d.position.x, d.position.y, list(d.covariance), d.score
+
+
+def detections_from_msg(m) -> list[TrackedDetection]:
+    return [TrackedDetection(d) for d in m.detections]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from storefuse_core import topics
 from storefuse_core.bag import custom_data, read_bag
-from storefuse_core.convert import block_from_msg, gate_event_from_msg, receipt_from_msg, stamp_ns
+from storefuse_core.convert import block_from_msg, detections_from_msg, gate_event_from_msg, receipt_from_msg, stamp_ns
 from storefuse_core.events import ENTRY, GateEvent, Receipt, ShelfEvent
 from storefuse_core.gate import session_id_for
 from storefuse_core.layout import Store, load_store, parse_store
@@ -43,14 +43,6 @@ def store_of_bag(path: Path, override: str | None = None) -> Store:
     raise ValueError(f"{path}: bag does not say which store it is from; pass --store")
 
 
-class _Det:
-    """A PersonDetection message seen as the tracker's detection (x, y, cov, score)."""
-    __slots__ = ("x", "y", "cov", "score")
-
-    def __init__(self, d):
-        self.x, self.y, self.cov, self.score = d.position.x, d.position.y, list(d.covariance), d.score
-
-
 def _has_gate_events(path: Path) -> bool:
     import yaml
     meta = yaml.safe_load((path / "metadata.yaml").read_text()).get("rosbag2_bagfile_information", {})
@@ -73,7 +65,7 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
     for m in read_bag(path, wanted):
         if m.topic.startswith(f"{topics.NS}/cameras/"):
             stamp = stamp_ns(m.msg.header.stamp)
-            pipeline.push_detections(m.msg.camera_id, stamp, [_Det(d) for d in m.msg.detections])
+            pipeline.push_detections(m.msg.camera_id, stamp, detections_from_msg(m.msg))
             result.receipts += pipeline.step(0)
             continue
         if gateless and m.topic == topics.PLATE_WEIGHTS:

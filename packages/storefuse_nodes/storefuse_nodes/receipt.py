@@ -7,7 +7,14 @@ from pathlib import Path
 from rclpy.node import Node
 
 from storefuse_core import topics
-from storefuse_core.convert import gate_event_from_msg, receipt_from_msg, receipt_to_msg, shelf_event_from_msg, stamp_ns
+from storefuse_core.convert import (
+    detections_from_msg,
+    gate_event_from_msg,
+    receipt_from_msg,
+    receipt_to_msg,
+    shelf_event_from_msg,
+    stamp_ns,
+)
 from storefuse_core.events import OPEN
 from storefuse_core.layout import load_store
 from storefuse_core.ledger import Ledger
@@ -15,14 +22,6 @@ from storefuse_core.pipeline import FusionPipeline
 from storefuse_interfaces.msg import GateEvent, PersonDetections, Receipt, ShelfEvent, Watermark
 from storefuse_interfaces.srv import GetReceipt, ResolveReview
 from storefuse_nodes.common import DURABLE_EVENTS_QOS, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
-
-
-class _Det:
-    """A PersonDetection as the tracker sees it."""
-    __slots__ = ("x", "y", "cov", "score")
-
-    def __init__(self, d):
-        self.x, self.y, self.cov, self.score = d.position.x, d.position.y, list(d.covariance), d.score
 
 
 class ReceiptNode(Node):
@@ -63,8 +62,8 @@ class ReceiptNode(Node):
         self.pipeline.push_shelf(shelf_event_from_msg(msg), self.now_ns())
 
     def on_detections(self, msg) -> None:
-        dets = [_Det(d) for d in msg.detections]
-        self.pipeline.push_detections(msg.camera_id, stamp_ns(msg.header.stamp), dets, self.now_ns())
+        self.pipeline.push_detections(msg.camera_id, stamp_ns(msg.header.stamp), detections_from_msg(msg),
+                                      self.now_ns())
 
     def on_watermark(self, msg) -> None:
         self.pipeline.advance(msg.header.frame_id, stamp_ns(msg.header.stamp), int(msg.items_published))
