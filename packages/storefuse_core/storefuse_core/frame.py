@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -119,3 +119,21 @@ def parse_gate(line: bytes) -> GateRead:
     if not 1 <= party <= 20 or fields[6] not in ("SHOPPER", "STAFF"):
         raise FrameError(f"bad party size or role: {fields[5]!r} {fields[6]!r}")
     return GateRead(seq, stamp, fields[3], token, party, fields[6] == "STAFF")
+
+
+@dataclass
+class FrameStats:
+    """What every serial driver counts about its line (reported in /diagnostics)."""
+    frames: int = 0
+    bad_frames: int = 0
+    seq_gaps: int = 0
+    last_error: str = ""
+    last_stamp_ns: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def bad(self, exc: Exception | str) -> None:
+        """Count a dropped frame under its reason (the message without its details)."""
+        self.bad_frames += 1
+        self.last_error = str(exc)
+        key = self.last_error.split("(")[0].strip()
+        self.errors[key] = self.errors.get(key, 0) + 1

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from storefuse_core.errors import FrameError
 from storefuse_core.events import ENTRY, EXIT, GateEvent
-from storefuse_core.frame import GateRead, decode, encode, parse_gate
+from storefuse_core.frame import FrameStats, GateRead, decode, encode, parse_gate
 
 MAX_PASS = 20
 
@@ -72,14 +72,8 @@ def session_id_for(gate_id: str, stamp_ns: int, seq: int) -> str:
 
 
 @dataclass
-class GateStats:
-    frames: int = 0
-    bad_frames: int = 0
+class GateStats(FrameStats):
     duplicates: int = 0
-    seq_gaps: int = 0
-    last_error: str = ""
-    last_stamp_ns: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
     passes: int = 0          # persons through the gate (PASS frames)
     joined: int = 0          # ... who joined the party of the scan before them
     tailgates: int = 0       # ... who passed with no scan to follow
@@ -114,10 +108,7 @@ class GateReader:
         try:
             read = parse_gate_line(line)
         except FrameError as exc:
-            self.stats.bad_frames += 1
-            self.stats.last_error = str(exc)
-            key = str(exc).split("(")[0].strip()
-            self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
+            self.stats.bad(exc)
             return None
         if self._last_seq is not None and read.seq != self._last_seq + 1:
             self.stats.seq_gaps += 1

@@ -5,25 +5,19 @@ message (float32), so the live node and an offline replay of its bag detect iden
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from storefuse_core.calibration import Calibration
 from storefuse_core.errors import FrameError
 from storefuse_core.events import PlateBlock
-from storefuse_core.frame import parse_scale
+from storefuse_core.frame import FrameStats, parse_scale
 
 
 @dataclass
-class BoardStats:
-    frames: int = 0
-    bad_frames: int = 0
-    seq_gaps: int = 0
+class BoardStats(FrameStats):
     lost_samples: int = 0
-    last_error: str = ""
-    last_stamp_ns: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
 
 
 class ScaleBoard:
@@ -43,10 +37,7 @@ class ScaleBoard:
         try:
             sample = parse_scale(line, len(self.plate_ids))
         except FrameError as exc:
-            self.stats.bad_frames += 1
-            self.stats.last_error = str(exc)
-            key = str(exc).split("(")[0].strip()
-            self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
+            self.stats.bad(exc)
             return None
         if self.stats.frames and sample.stamp_ns <= self.stats.last_stamp_ns:   # also across blocks
             self.stats.bad_frames += 1
