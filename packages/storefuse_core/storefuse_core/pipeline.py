@@ -38,7 +38,10 @@ class FusionPipeline:
         self.pending: dict[str, tuple[int, int]] = {}
         self.tracker = ShopperTracker(store)
         self.book.locate = self._locate
-        self.track_frames: list[tuple[int, list[tuple[str, float, float]]]] = []   # for IDF1/MOTA
+        # Track snapshots per camera frame, for IDF1/MOTA: only when asked (replay/eval); a live
+        # node would otherwise grow this list for as long as it runs.
+        self.record_tracks = False
+        self.track_frames: list[tuple[int, list[tuple[str, float, float]]]] = []
 
     def push_gate(self, ev: GateEvent, now_ns: int = 0) -> None:
         self.buffer.push((ev.stamp_ns, 0, ev.gate_id, ev.seq), ev, now_ns)
@@ -81,6 +84,8 @@ class FusionPipeline:
         for item in items:
             if isinstance(item, _Frame):
                 self.tracker.on_detections(item.stamp_ns, item.detections)
+                if not self.record_tracks:
+                    continue
                 snap = (item.stamp_ns, [(t.track_id, float(t.x[0]), float(t.x[1])) for t in self.tracker.confirmed()])
                 if self.track_frames and self.track_frames[-1][0] == item.stamp_ns:
                     self.track_frames[-1] = snap

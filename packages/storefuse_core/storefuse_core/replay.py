@@ -56,6 +56,7 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
     params = ShelfParams.from_dict(json.loads(custom_data(path).get("storefuse.shelf_params", "{}")))
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
     pipeline = FusionPipeline(store)
+    pipeline.record_tracks = True
     result = ReplayResult([], [])
     wanted = [topics.PLATE_WEIGHTS, topics.GATE_EVENTS, topics.GATE_WATERMARK, topics.RECEIPTS_FINAL,
               topics.SHELF_CONFIG]
