@@ -166,7 +166,7 @@ def test_camera_node_exits_with_one_line_for_an_unknown_camera(tmp_path, process
     log = tmp_path / "camera.log"
     proc = processes.start([node_exe("storefuse_nodes", "camera"), "--ros-args", "-p", "camera_id:=cam99"], log)
     assert proc.wait(timeout=60) != 0
-    assert "has no rgb camera 'cam99' (has: cam0, cam1)" in log.read_text()
+    assert "has no rgb camera 'cam99' (has: cam0, cam1, cam2, cam3)" in log.read_text()
 
 
 def test_depth_camera_node_finds_heads_in_depth_images(tmp_path, processes, ros_client):

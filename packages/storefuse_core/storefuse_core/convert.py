@@ -167,11 +167,12 @@ def image_to_msg(f: MsgFactory, camera_id: str, stamp: int, jpeg: bytes) -> obje
 
 
 class TrackedDetection:
-    """A PersonDetection as the shopper tracker reads it (x, y, cov, score)."""
-    __slots__ = ("x", "y", "cov", "score")
+    """A PersonDetection as the shopper tracker reads it (x, y, cov, score, appearance)."""
+    __slots__ = ("x", "y", "cov", "score", "appearance")
 
     def __init__(self, d):
         self.x, self.y, self.cov, self.score = d.position.x, d.position.y, list(d.covariance), d.score
+        self.appearance = np.asarray(d.appearance, dtype=np.float32)
 
 
 def detections_from_msg(m) -> list[TrackedDetection]:

@@ -56,8 +56,8 @@ class FusionPipeline:
         self.buffer.push((stamp_ns, 2, camera_id), _Frame(camera_id, stamp_ns, list(detections)), now_ns)
         self.buffer.advance(camera_id, stamp_ns)
 
-    def _locate(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float) -> dict[str, float]:
-        return self.tracker.near(x, y, t0_ns, t1_ns, radius_m)
+    def _locate(self, x: float, y: float, t0_ns: int, t1_ns: int):
+        return self.tracker.whereabouts(x, y, t0_ns, t1_ns)
 
     def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
         """Apply a source's watermark once all the items it published before it have arrived."""
@@ -86,7 +86,7 @@ class FusionPipeline:
                 self.tracker.on_detections(item.stamp_ns, item.detections)
                 if not self.record_tracks:
                     continue
-                snap = (item.stamp_ns, [(t.track_id, float(t.x[0]), float(t.x[1])) for t in self.tracker.confirmed()])
+                snap = (item.stamp_ns, [(t.identity, float(t.x[0]), float(t.x[1])) for t in self.tracker.confirmed()])
                 if self.track_frames and self.track_frames[-1][0] == item.stamp_ns:
                     self.track_frames[-1] = snap
                 else:

@@ -15,6 +15,11 @@ from storefuse_core.layout import Store
 
 UNEXPLAINED_DENSITY = 2e-4      # per gram: a flat density over a few kilograms
 SCALE_ERROR = 0.015             # relative: calibration error of a real load cell
+# Where the weight changed is strong evidence of what it was, but not proof: a taken item leaves
+# its own plates (it may sit elsewhere only if someone misplaced it), while a returned item lands
+# wherever the shopper puts it: look-alikes returned onto each other's plates stay in doubt.
+PLACE_FLOOR_PICK = 0.05
+PLACE_FLOOR_PUT = 0.15
 
 
 def _density(x: float, sd: float) -> float:
@@ -30,6 +35,7 @@ def candidates(store: Store, shelf_id: str, plate_deltas: dict[str, float], delt
     total_abs = sum(abs(v) for v in plate_deltas.values()) or 1.0
     per_plate_sd = plate_sd or {pid: noise_sd / math.sqrt(max(1, len(order))) for pid in order}
     sign = -1.0 if delta < 0 else 1.0
+    floor = PLACE_FLOOR_PICK if delta < 0 else PLACE_FLOOR_PUT
     scored: list[tuple[float, str, int]] = []
     best_rest = 0.0
     for sku in skus:
@@ -40,7 +46,7 @@ def candidates(store: Store, shelf_id: str, plate_deltas: dict[str, float], delt
         rest = sum(v for p, v in plate_deltas.items() if p not in window)
         sd_seen2 = sum(per_plate_sd.get(p, 0.0) ** 2 for p in window)
         sd_rest = math.sqrt(sum(per_plate_sd.get(p, 0.0) ** 2 for p in order if p not in window)) + 1.0
-        place_prior = 0.05 + 0.95 * sum(abs(plate_deltas.get(p, 0.0)) for p in product.plates) / total_abs
+        place_prior = floor + (1 - floor) * sum(abs(plate_deltas.get(p, 0.0)) for p in product.plates) / total_abs
         rest_like = _density(rest, sd_rest + 0.02 * abs(delta))
         best_rest = max(best_rest, rest_like * place_prior)
         for qty in range(1, max_qty + 1):

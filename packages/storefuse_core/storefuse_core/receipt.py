@@ -2,8 +2,8 @@
 
 Inputs arrive in stamp order (see reorder.py). Each input becomes at most one ledger row, keyed so a
 redelivered input is a no-op; the receipts are always recomputed from the rows, so a restarted
-node rebuilds exactly what it had. Attribution here is by presence: the payer is the open session
-that was inside when the shelf change started (tracking refines it later).
+node rebuilds exactly what it had. The payer of a shelf change is the open session whose shopper the
+cameras put at the plate when it started (or, without cameras, the one inside).
 """
 from __future__ import annotations
 
@@ -25,7 +25,15 @@ from storefuse_core.events import (
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 
-REACH_M = 1.3          # a shopper's track within this of a plate could have reached it
+# Attribution from tracks (see ReceiptBook.attribution_weights).
+STAND_OFF_M = 0.45        # a reaching shopper's floor point is this far in front of the gondola
+POSITION_SD_M = 0.3       # spread of a tracked reaching shopper's floor point around the plate's front
+UNSEEN_WEIGHT = 0.05      # weight of a shopper no camera saw around the event (could be anywhere)
+FAR_WEIGHT = 1e-4         # weight of a shopper seen elsewhere (tracks can be wrong, rarely)
+WALK_MPS = 1.5            # how far an unseen shopper can have walked since last seen
+OTHERS_MIN = 1e-3         # smaller shares of an event are not worth a ledger entry
+WINDOW_BEFORE_NS = 500_000_000      # where each shopper stood from just before the change started ...
+WINDOW_AFTER_NS = 500_000_000       # ... to just after (the hand is on the shelf)
 
 
 @dataclass
@@ -47,6 +55,7 @@ class _Session:
     party_size: int
     lines: dict[str, _Line] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    unbilled: float = 1.0       # probability that none of the events given to others was this session's
     revision: int = 0
     last_ns: int = 0
     closed: bool = False
@@ -81,7 +90,7 @@ class ReceiptBook:
         self.review_threshold = review_threshold
         self.sessions: dict[str, _Session] = {}
         self.stats = BookStats()
-        self.locate = None          # (x, y, t0, t1, radius) -> {session: closest distance}: from tracking
+        self.locate = None          # (x, y, t0, t1) -> {session: track.Whereabouts}: from tracking
         for row in self.ledger.entries():
             self._fold(*row)
 
@@ -111,8 +120,10 @@ class ReceiptBook:
             self.stats.unattributed += 1
             self.ledger.append(key, "", ev.stamp_ns, "unattributed", evidence)
             return None
-        payer, attribution = self._attribute(inside, ev)
+        payer, attribution, others = self._attribute(inside, ev)
         evidence["attribution"] = round(attribution, 6)
+        if others:
+            evidence["others"] = others
         if payer.staff:
             self.stats.staff_events += 1
             return self._write(key, payer.session_id, ev.stamp_ns, "staff", evidence)
@@ -155,8 +166,8 @@ class ReceiptBook:
         lines = [ReceiptLine(ln.sku, ln.name, ln.qty, ln.unit_price, round(ln.confidence, 6),
                              list(ln.evidence))
                  for ln in s.lines.values() if ln.qty > 0]
-        confidence = 1.0
-        for ln in lines:
+        confidence = s.unbilled
+        for ln in s.lines.values():     # a cancelled line's doubt stays: which item went back decides what is left
             confidence *= ln.confidence
         if s.flags:
             confidence = min(confidence, 0.5)
@@ -175,27 +186,53 @@ class ReceiptBook:
         shoppers = [s for s in open_ if not s.staff]
         return shoppers[0] if len(shoppers) == 1 else None
 
-    def _attribute(self, inside: list[_Session], ev: ShelfEvent) -> tuple[_Session, float]:
-        """Who was there: a put-back goes to whoever holds one of the candidates; with several
-        shoppers inside, to the one whose track was within arm's reach of the plate when the change
-        started (tracks from the cameras); otherwise to the latest arrival, with a probability that
-        says how ambiguous that was."""
+    def _attribute(self, inside: list[_Session], ev: ShelfEvent) -> tuple[_Session, float, dict[str, float]]:
+        """Who was there: a put-back goes to whoever holds one of the candidates; among several
+        shoppers inside, each gets a weight from what the cameras say about the plate's front
+        while the change started (a track standing there, one far away, one not seen at all);
+        the payer is the heaviest, and its share of the weight is the attribution probability.
+        Without any camera evidence the latest arrival pays, at 1/n. The others' shares come back too:
+        a receipt is only as sure as the events it might have had and was not given."""
         if ev.kind != PICK:
             holders = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
             if holders:
                 inside = holders
-        if len(inside) > 1 and self.locate is not None and ev.plate_ids:
-            plate = self.store.plates[ev.plate_ids[0]]
-            near = self.locate(plate.x, plate.y, ev.start_ns - 2_000_000_000, ev.start_ns + 500_000_000,
-                               REACH_M)
-            weights = {s.session_id: math.exp(-0.5 * (near[s.session_id] / 0.4) ** 2)
-                       for s in inside if s.session_id in near}
-            if weights:
-                best = max(weights, key=lambda k: (weights[k], k))
-                payer = next(s for s in inside if s.session_id == best)
-                return payer, weights[best] / sum(weights.values())
-        payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
-        return payer, 1.0 / len(inside)
+        weights = self.attribution_weights(inside, ev)
+        if weights is None:
+            payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
+            weights = {s.session_id: 1.0 for s in inside}
+        else:
+            payer = max(inside, key=lambda s: (weights[s.session_id], s.entry_ns, s.session_id))
+        total = sum(weights.values())
+        others = {k: round(w / total, 6) for k, w in sorted(weights.items())
+                  if k != payer.session_id and w / total >= OTHERS_MIN}
+        return payer, weights[payer.session_id] / total, others
+
+    def attribution_weights(self, inside: list[_Session], ev: ShelfEvent) -> dict[str, float] | None:
+        """Unnormalised weight per session that it made this shelf change; None: no camera evidence."""
+        if len(inside) < 2 or self.locate is None or not ev.plate_ids:
+            return None
+        xs = [self.store.plates[p].x for p in ev.plate_ids]
+        ys = [self.store.plates[p].y for p in ev.plate_ids]
+        gondola = self.store.gondolas[self.store.plates[ev.plate_ids[0]].gondola_id]
+        stand = gondola.depth_m / 2 + STAND_OFF_M      # plate centre -> where a shopper stands to reach it
+        fx = sum(xs) / len(xs) + math.sin(gondola.yaw) * stand
+        fy = sum(ys) / len(ys) - math.cos(gondola.yaw) * stand
+        where = self.locate(fx, fy, ev.start_ns - WINDOW_BEFORE_NS, ev.start_ns + WINDOW_AFTER_NS)
+        if not where:
+            return None
+        weights = {}
+        for s in inside:
+            w = where.get(s.session_id)
+            if w is None or (w.mean is None and w.last_ns is None):
+                weights[s.session_id] = UNSEEN_WEIGHT
+            elif w.mean is not None:
+                weights[s.session_id] = math.exp(-0.5 * (w.mean / POSITION_SD_M) ** 2) + FAR_WEIGHT
+            else:
+                gap_s = (ev.start_ns - w.last_ns) / 1e9
+                reachable = w.last_d <= WALK_MPS * gap_s + 2 * POSITION_SD_M
+                weights[s.session_id] = UNSEEN_WEIGHT if reachable else FAR_WEIGHT
+        return weights
 
     def _choose(self, s: _Session, ev: ShelfEvent):
         if not ev.candidates:
@@ -221,6 +258,9 @@ class ReceiptBook:
             self.sessions[session_id] = _Session(session_id, body["token_hash"], stamp_ns, body["staff"],
                                                  body["party_size"], last_ns=stamp_ns)
             return
+        for other, share in (body.get("others") or {}).items() if kind in ("line", "staff", "unexplained") else ():
+            if other in self.sessions and other != session_id:
+                self.sessions[other].unbilled *= 1.0 - share
         s = self.sessions.get(session_id)
         if s is None:
             return
@@ -244,4 +284,5 @@ class ReceiptBook:
                 p = self.store.products[sku]
                 s.lines[sku] = _Line(sku, p.name, p.price, qty, 1.0, [key])
             s.flags = []
+            s.unbilled = 1.0
             s.status, s.reason = REVIEWED, f"reviewed by {body['reviewer']}"

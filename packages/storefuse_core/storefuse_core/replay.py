@@ -27,6 +27,7 @@ class ReplayResult:
     track_frames: list[tuple[int, list[tuple[str, float, float]]]] = field(default_factory=list)
     messages: int = 0
     last_ns: int = 0
+    ledger_rows: list = field(default_factory=list)    # (key, session, stamp, kind, body): the decisions
 
     def finals_json(self) -> list[dict]:
         return finals_json(self.receipts)
@@ -50,12 +51,14 @@ def _has_gate_events(path: Path) -> bool:
                for t in meta.get("topics_with_message_count", []))
 
 
-def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
+def replay_bag(path: str | Path, store_name: str | None = None,
+               pipeline: FusionPipeline | None = None) -> ReplayResult:
+    """`pipeline`: the caller's own (explain.py watches its decisions as they are made)."""
     path = Path(path)
     store = store_of_bag(path, store_name)
     params = ShelfParams.from_dict(json.loads(custom_data(path).get("storefuse.shelf_params", "{}")))
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
-    pipeline = FusionPipeline(store)
+    pipeline = pipeline if pipeline is not None else FusionPipeline(store)
     pipeline.record_tracks = True
     result = ReplayResult([], [])
     wanted = [topics.PLATE_WEIGHTS, topics.GATE_EVENTS, topics.GATE_WATERMARK, topics.RECEIPTS_FINAL,
@@ -104,4 +107,5 @@ def replay_bag(path: str | Path, store_name: str | None = None) -> ReplayResult:
         result.receipts += pipeline.step(0)
     result.receipts += pipeline.finish(result.last_ns, "end_of_bag")
     result.track_frames = pipeline.track_frames
+    result.ledger_rows = list(pipeline.book.ledger.entries())
     return result

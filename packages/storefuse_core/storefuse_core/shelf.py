@@ -10,6 +10,9 @@ with each plate's own noise, estimated while the shelf is idle:
   then lifts an item, is one change, not a PUT of the hand and a PICK of hand and item;
 - the settled difference is the event; smaller than a few noise sds is absorbed into the level.
 Slow drift is followed while idle; a hand pressing and lifting without taking anything nets zero.
+Shoppers side by side at one shelf overlap in time: when the settled change sits on groups of
+plates with untouched plates between them, each group is its own event, with the stamp at which
+that group started to change (so each is attributed to whoever stood there then).
 """
 from __future__ import annotations
 
@@ -64,12 +67,14 @@ def config_from_json(text: str) -> tuple[str, ShelfParams]:
 
 
 class _ShelfState:
-    __slots__ = ("shelf_id", "idx", "k", "in_event", "start_ns", "pending", "pending_start", "settled_ns", "level")
+    __slots__ = ("shelf_id", "idx", "k", "in_event", "start_ns", "pending", "pending_start", "settled_ns", "level",
+                 "rows")
 
     def __init__(self, shelf_id: str, idx: np.ndarray, k: int = 0):
         self.shelf_id, self.idx, self.k = shelf_id, idx, k
         self.in_event, self.start_ns, self.pending, self.pending_start = False, 0, 0, 0
         self.settled_ns, self.level = 0, 0.0
+        self.rows: list[tuple[int, np.ndarray]] = []     # this shelf's samples since its change started
 
 
 def _sum_groups(shelf_idx: list[np.ndarray], n_plates: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -184,9 +189,7 @@ class ShelfDetector:
             for k in np.flatnonzero(over | busy if busy is not None else over).tolist():
                 s = self.shelves[k]
                 if busy is not None and busy[k]:
-                    event = self._try_settle(s, t, float(sum_sd[k]))
-                    if event is not None:
-                        out.append(event)
+                    out.extend(self._try_settle(s, t, float(sum_sd[k])))
                     continue
                 if s.pending == 0:
                     s.pending_start = t - self.avg_span_ns
@@ -194,6 +197,7 @@ class ShelfDetector:
                 self._pending.add(k)
                 if s.pending >= p.trigger_samples:
                     s.in_event, s.start_ns = True, s.pending_start
+                    s.rows = [(ts, r[s.idx]) for ts, r in self.window if ts >= s.start_ns - self.avg_span_ns]
                     self._busy[k] = True
                     self._nbusy += 1
         if self._pending:
@@ -255,12 +259,13 @@ class ShelfDetector:
             self._warm = []
         return []
 
-    def _try_settle(self, s: _ShelfState, t: int, sum_sd: float) -> ShelfEvent | None:
+    def _try_settle(self, s: _ShelfState, t: int, sum_sd: float) -> list[ShelfEvent]:
         p = self.params
+        s.rows.append((t, self.window[-1][1][s.idx]))
         span_ok = self.window[0][0] >= s.start_ns and t - self.window[0][0] >= int(0.9 * p.settle_s * 1e9)
         timed_out = t - s.start_ns > int(p.max_event_s * 1e9)
         if not span_ok and not timed_out:
-            return None
+            return []
         block = np.array([r[s.idx] for _, r in self.window])
         sums = block.sum(axis=1)
         half = len(sums) // 2
@@ -271,33 +276,80 @@ class ShelfDetector:
             flat = False                                  # flat again, but at another level: keep going
         if not flat and not timed_out:
             s.settled_ns = 0
-            return None
+            return []
         if not timed_out:
             if not s.settled_ns:
                 s.settled_ns, s.level = t, float(sums.mean())
             if t - s.settled_ns < int(p.confirm_s * 1e9):
-                return None
+                return []
         s.settled_ns = 0
         level = block.mean(axis=0)
-        deltas = level - self.base[s.idx]
+        before = self.base[s.idx].copy()
+        deltas = level - before
         self.base[s.idx] = level
+        rows, s.rows = s.rows, []
         s.in_event, s.pending = False, 0
         self._busy[s.k] = False
         self._nbusy -= 1
         self._pending.discard(s.k)
-        delta = float(deltas.sum())
         noise_sd = float(sum_sd * np.sqrt(2.0 / len(sums)) + 0.5)
-        if abs(delta) < max(p.min_delta_g, p.min_delta_sigma * noise_sd):
-            return None
         plate_sd = self.sd[s.idx] * np.sqrt(2.0 / len(sums))
+        groups = self._plate_groups(deltas, plate_sd, len(sums))
+        if len(groups) == 1:
+            return self._event(s, t, s.start_ns, deltas, noise_sd, plate_sd, s.shelf_id)
+        out = []
+        for g in groups:
+            part = np.zeros_like(deltas)
+            part[g] = deltas[g]
+            start = self._group_start(s, rows, g, before, plate_sd)
+            g_sd = float(np.sqrt(np.sum(np.square(plate_sd[g]))) + 0.5)
+            out += self._event(s, t, start, part, g_sd, plate_sd, f"{s.shelf_id}-P{int(g[0]) + 1}")
+        return sorted(out, key=lambda e: (e.start_ns, e.event_id))
+
+    def _plate_groups(self, deltas: np.ndarray, plate_sd: np.ndarray, n: int) -> list[np.ndarray]:
+        """Runs of neighbouring changed plates with untouched plates between them; a run too small
+        to be an event by itself stays with the largest one (one event, as before)."""
+        p = self.params
+        changed = np.flatnonzero(np.abs(deltas) >= np.maximum(p.plate_change_g, 4 * plate_sd))
+        if len(changed) < 2:
+            return [np.arange(len(deltas))]
+        runs = np.split(changed, np.flatnonzero(np.diff(changed) > 1) + 1)
+        big = [r for r in runs if abs(deltas[r].sum()) >= max(p.min_delta_g, p.min_delta_sigma
+                                                               * (np.sqrt(np.sum(np.square(plate_sd[r]))) + 0.5))]
+        if len(big) < 2:
+            return [np.arange(len(deltas))]
+        largest = max(range(len(big)), key=lambda i: abs(deltas[big[i]].sum()))
+        small = [r for r in runs if not any(r is b for b in big)]
+        if small:
+            big[largest] = np.sort(np.concatenate([big[largest]] + small))
+        return big
+
+    def _group_start(self, s: _ShelfState, rows, g: np.ndarray, before: np.ndarray, plate_sd: np.ndarray) -> int:
+        """When a group of plates started to change: its sum leaves the old level for a few samples."""
+        p = self.params
+        level = float(before[g].sum())
+        limit = max(p.trigger_g, 4.0 * float(np.sqrt(np.sum(np.square(self.sd[s.idx][g])))))
+        run = 0
+        for i, (ts, r) in enumerate(rows):
+            run = run + 1 if abs(float(r[g].sum()) - level) > limit else 0
+            if run >= p.trigger_samples:
+                return max(s.start_ns, rows[i - run + 1][0])
+        return s.start_ns
+
+    def _event(self, s: _ShelfState, t: int, start_ns: int, deltas: np.ndarray, noise_sd: float,
+               plate_sd: np.ndarray, name: str) -> list[ShelfEvent]:
+        p = self.params
+        delta = float(deltas.sum())
+        if abs(delta) < max(p.min_delta_g, p.min_delta_sigma * noise_sd):
+            return []
         plates = [(pid, float(d)) for pid, d in zip((self.plate_ids[i] for i in s.idx), deltas)]
         changed = [(pid, d) for (pid, d), sd in zip(plates, plate_sd) if abs(d) >= max(p.plate_change_g, 4 * sd)] \
             or [max(plates, key=lambda item: abs(item[1]))]
         self.events_emitted += 1
-        return ShelfEvent(
-            event_id=f"{s.shelf_id}-{s.start_ns}", stamp_ns=t, start_ns=s.start_ns,
+        return [ShelfEvent(
+            event_id=f"{name}-{start_ns}", stamp_ns=t, start_ns=start_ns,
             gondola_id=self.board_id.removeprefix("scale_"), shelf_id=s.shelf_id,
             plate_ids=[pid for pid, _ in changed], plate_deltas=[round(d, 3) for _, d in changed],
             delta_grams=round(delta, 3), noise_sd=round(noise_sd, 3), kind=PICK if delta < 0 else PUT,
             candidates=candidates(self.store, s.shelf_id, dict(plates), delta, noise_sd, p.max_qty,
-                                  plate_sd={pid: float(sd) for (pid, _), sd in zip(plates, plate_sd)}))
+                                  plate_sd={pid: float(sd) for (pid, _), sd in zip(plates, plate_sd)}))]

@@ -48,7 +48,7 @@ def test_minimart_loads(minimart):
     assert len(minimart.products) >= 20
     assert minimart.boards == ("scale_G1", "scale_G2", "scale_G3")
     assert sorted(minimart.gates) == ["gate_entry_1", "gate_exit_1"]
-    assert set(minimart.cameras) == {"cam0", "cam1"}
+    assert set(minimart.cameras) == {"cam0", "cam1", "cam2", "cam3"}
     assert all(p.plates for p in minimart.products.values())
     assert minimart.source_text.startswith("# Minimart")
 

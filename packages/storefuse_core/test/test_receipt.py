@@ -149,7 +149,7 @@ def test_put_back_by_a_shopper_not_holding_the_item_cancels_no_line(tiny):
     book.apply_shelf(shelf(tiny, "e1", 3, "G1S2P1", -55.0))        # s1 holds one C (55 g)
     put_d = shelf(tiny, "e2", 6, "G1S2P2", 45.0)                    # a D (45 g) nobody took
     assert "C" in {c.sku for c in put_d.candidates}                # C is in the long tail ...
-    assert max(c.probability for c in put_d.candidates if c.sku == "C") < 1e-6
+    assert max(c.probability for c in put_d.candidates if c.sku == "C") < 1e-4
     r = book.apply_shelf(put_d)
     assert lines(r) == {"C": 1}                                     # ... but must not cancel s1's C
     assert book.stats.unexplained == 1

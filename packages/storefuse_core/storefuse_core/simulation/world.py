@@ -133,6 +133,7 @@ class World:
         exits = sorted(g for g in store.gates if store.gates[g].direction == "exit")
         baskets: dict[str, list[tuple[str, Unit]]] = {}
         groups: dict[str, list[Shopper]] = {}
+        group_exit: dict[str, tuple] = {}
         for s in self.scenario.shoppers:
             if s.group:
                 groups.setdefault(s.group, []).append(s)
@@ -165,8 +166,9 @@ class World:
                     traj.append([t, pos[0], pos[1]])
                 elif a.kind == "exit":
                     t, pos = self._walk(traj, t, pos, (exit_.x, exit_.y))
-                    last_member = not s.group or groups[s.group][-1] is s
-                    if last_member:
+                    if s.group:     # one scan out for the group, when its last member leaves
+                        group_exit[s.group] = max(group_exit.get(s.group, (0.0,))[0], t), exit_.id, token, s.staff
+                    else:
                         self._read(t, exit_.id, "EXIT", token, 1, s.staff)
                     if not s.staff:
                         v = tl.visits[visit]
@@ -185,6 +187,8 @@ class World:
                     t, pos = self._shelf_action(s, a, t, pos, traj, baskets)
             tl.trajectories[s.id] = traj
             tl.end_s = max(tl.end_s, t)
+        for t_exit, gate_id, token, staff in (group_exit[g] for g in sorted(group_exit)):
+            self._read(t_exit, gate_id, "EXIT", token, 1, staff)
         for visit in tl.visits.values():
             counts: dict[str, int] = {}
             for m in visit["members"]:
