@@ -254,3 +254,51 @@ def test_exit_without_a_matching_session_is_counted(tiny):
     assert book.apply_gate(leave(5, "hash-stranger")) is None
     assert book.stats.unmatched_exits == 1
     assert sorted(book.open_sessions()) == ["s1", "s2"]
+
+
+class _Where:
+    def __init__(self, mean=None, last_ns=None, last_d=None):
+        self.mean, self.closest, self.last_ns, self.last_d = mean, mean, last_ns, last_d
+
+
+def test_tracks_at_the_plate_decide_the_payer_and_the_others_receipts_share_the_doubt(tiny):
+    book = ReceiptBook(tiny)
+    book.apply_gate(entry(1, "s1"))
+    book.apply_gate(entry(2, "s2"))
+    book.apply_gate(entry(3, "s3"))
+    # s1 stood at the plate, s2 most of a metre off, s3 was never seen (could be anywhere)
+    book.locate = lambda x, y, t0, t1: {"s1": _Where(0.05), "s2": _Where(0.7)}
+    r = book.apply_shelf(shelf(tiny, "e1", 5, "G1S1P2", -200.0))
+    assert r.session_id == "s1" and lines(r) == {"B": 1}
+    p1 = r.lines[0].confidence
+    assert 0.85 < p1 < 0.97
+    s2, s3 = book.receipt("s2"), book.receipt("s3")
+    assert s2.lines == [] and s3.lines == []
+    # an empty receipt is not sure either: it might have been given this event
+    assert s2.confidence < 1.0 and s3.confidence < 1.0
+    assert 1 - s2.confidence > 1 - s3.confidence          # s2 stood closer than an unseen shopper counts
+    share = next(body for key, _, _, _, body in book.ledger.entries() if key == "event/e1")["attribution"]
+    assert (1 - s2.confidence) + (1 - s3.confidence) + share == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_shopper_seen_far_away_just_before_cannot_be_the_payer(tiny):
+    book = ReceiptBook(tiny)
+    book.apply_gate(entry(1, "s1"))
+    book.apply_gate(entry(2, "s2"))
+    book.locate = lambda x, y, t0, t1: {"s1": _Where(last_ns=t0 - S // 2, last_d=6.0), "s2": _Where(0.1)}
+    r = book.apply_shelf(shelf(tiny, "e1", 5, "G1S1P2", -200.0))
+    assert r.session_id == "s2" and r.lines[0].confidence > 0.95
+    assert book.receipt("s1").confidence > 0.99
+
+
+def test_the_shared_doubt_survives_a_restart(tiny, tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    book = ReceiptBook(tiny, ledger)
+    book.apply_gate(entry(1, "s1"))
+    book.apply_gate(entry(2, "s2"))
+    book.apply_shelf(shelf(tiny, "e1", 5, "G1S1P2", -200.0))        # no cameras: 1/2 each
+    before = (book.receipt("s1").confidence, book.receipt("s2").confidence)
+    assert before == pytest.approx((0.5, 0.5), abs=0.03)
+    ledger.close()
+    again = ReceiptBook(tiny, Ledger(tmp_path / "l.sqlite"))
+    assert (again.receipt("s1").confidence, again.receipt("s2").confidence) == before

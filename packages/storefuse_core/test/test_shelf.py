@@ -206,3 +206,19 @@ def test_params_from_dict_casts_and_ignores_unknown_keys():
 def test_higher_trigger_suppresses_small_changes(minimart):
     stamps, grams = synth(minimart, 6, steps=[(2.5, "G1S3P2", -7.0), (2.5, "G1S3P3", -7.0)], seed=2)
     assert detect(minimart, stamps, grams, params=ShelfParams(trigger_g=20.0)) == []
+
+
+def test_overlapping_changes_on_separate_plates_are_separate_events(minimart):
+    # two shoppers side by side: a Coke off P1 at 2.5 s and a Red Bull off P4 at 3.0 s, one busy shelf
+    stamps, grams = synth(minimart, 7, steps=[(2.5, "G1S1P1", -368.0), (3.0, "G1S1P4", -271.0)])
+    events = sorted(detect(minimart, stamps, grams), key=lambda e: e.start_ns)
+    assert [(e.plate_ids, e.candidates[0].sku) for e in events] == [(["G1S1P1"], "MM-0001"), (["G1S1P4"], "MM-0004")]
+    assert events[0].delta_grams == pytest.approx(-368.0, abs=3) and events[1].delta_grams == pytest.approx(-271.0, abs=3)
+    assert ns(2.1) <= events[0].start_ns <= ns(2.6) and ns(2.6) <= events[1].start_ns <= ns(3.1)
+    assert len({e.event_id for e in events}) == 2
+
+
+def test_an_item_across_neighbouring_plates_stays_one_event(minimart):
+    stamps, grams = synth(minimart, 7, steps=[(2.5, "G1S1P2", -300.0), (2.5, "G1S1P3", -212.0)])
+    events = detect(minimart, stamps, grams)
+    assert len(events) == 1 and events[0].plate_ids == ["G1S1P2", "G1S1P3"]

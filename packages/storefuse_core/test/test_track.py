@@ -92,3 +92,56 @@ def test_near_reports_sessions_within_reach(tracker, minimart):
     end = T0 + 19 * STEP
     assert "s-abc" in tracker.near(gate.x, gate.y + 1.2, T0, end, 0.5)
     assert tracker.near(gate.x + 5, gate.y, T0, end, 0.5) == {}
+
+
+@dataclass
+class LookDet(Det):
+    appearance: np.ndarray = None
+
+
+def look(hue_bin: int) -> np.ndarray:
+    a = np.zeros(56, np.float32)
+    a[hue_bin] = 0.8
+    a[hue_bin + 1] = 0.2
+    return a
+
+
+def test_a_party_scanned_in_once_binds_every_member(tracker, minimart):
+    gate = minimart.gates["gate_entry_1"]
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-family", "h", party_size=2))
+    for k in range(10):
+        tracker.on_detections(T0 + k * STEP, [Det(gate.x - 0.4, gate.y + 0.3 + 0.08 * k),
+                                              Det(gate.x + 0.4, gate.y + 0.3 + 0.08 * k)])
+    confirmed = tracker.confirmed()
+    assert sorted(t.session_id for t in confirmed) == ["s-family", "s-family"]
+    assert len({t.identity for t in confirmed}) == 2
+
+
+def test_a_lost_shopper_is_reidentified_by_colour_not_by_the_nearest_lost_track(tracker, minimart):
+    gate = minimart.gates["gate_entry_1"]
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-red", "h1"))
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-blue", "h2"))
+    red, blue = look(0), look(20)
+    for k in range(30):      # both walk in from the gate and stand still: red at (10.5, 2), blue at (8.5, 2)
+        f = min(1.0, k / 10)
+        tracker.on_detections(T0 + k * STEP, [
+            LookDet(gate.x + (10.5 - gate.x) * f, gate.y + (2.0 - gate.y) * f, appearance=red),
+            LookDet(gate.x + (8.5 - gate.x) * f, gate.y + (2.0 - gate.y) * f, appearance=blue)])
+    assert {t.session_id for t in tracker.confirmed()} == {"s-red", "s-blue"}
+    # both vanish (a blind spot) for 3 s; one reappears 2.3 m from red's place, 2.7 m from blue's
+    t1 = T0 + 60 * STEP
+    for k in range(5):
+        tracker.on_detections(t1 + k * STEP, [LookDet(10.0, 4.2, appearance=blue)])
+    assert [t.session_id for t in tracker.confirmed()] == ["s-blue"]
+    assert tracker.reidentified == 1
+
+
+def test_whereabouts_says_near_far_or_unseen(tracker, minimart):
+    gate = minimart.gates["gate_entry_1"]
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-a", "h"))
+    walk(tracker, (gate.x, gate.y + 0.3), (0.0, 0.5), 20)
+    end = T0 + 20 * STEP
+    here = tracker.whereabouts(gate.x, gate.y + 1.2, end - 10 * STEP, end)["s-a"]
+    assert here.mean < 0.6 and here.closest < 0.2
+    later = tracker.whereabouts(gate.x, gate.y, end + 10 * STEP, end + 20 * STEP)["s-a"]
+    assert later.mean is None and later.last_ns == T0 + 19 * STEP and later.last_d > 0.9
