@@ -330,7 +330,7 @@ class ShelfDetector:
         level = float(before[g].sum())
         limit = max(p.trigger_g, 4.0 * float(np.sqrt(np.sum(np.square(self.sd[s.idx][g])))))
         run = 0
-        for i, (ts, r) in enumerate(rows):
+        for i, (_ts, r) in enumerate(rows):
             run = run + 1 if abs(float(r[g].sum()) - level) > limit else 0
             if run >= p.trigger_samples:
                 return max(s.start_ns, rows[i - run + 1][0])
