@@ -9,11 +9,13 @@ import json
 import time
 from pathlib import Path
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from std_msgs.msg import String
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
 
 from storefuse_core import topics
 from storefuse_core.calibration import load_calibration
@@ -23,6 +25,7 @@ from storefuse_core.simulation.devices import carts, devices
 from storefuse_core.simulation.pty import PtyDevice
 from storefuse_core.simulation.scenario import load_scenario
 from storefuse_core.simulation.world import T0_NS, World
+from storefuse_core.vision.video import image_fields
 from storefuse_nodes.common import EVENTS_QOS, MSG, run
 from storefuse_nodes.msgtypes import message_class
 
@@ -56,12 +59,23 @@ class StoreSimNode(Node):
         # Cameras at the default fidelity: PersonDetections from the fitted detection model (the
         # camera nodes publish the same message from real frames); rendered frames only if asked.
         frames = self.declare_parameter("frames", False).value
-        self.cameras = CameraSim(self.world, frames=frames)
+        # camera_frames: what real cameras give instead (raw frames on cameras/<id>/image_raw at the
+        # camera rate, no model detections): the camera nodes detect (sim.launch.yaml frames:=true).
+        self.camera_frames = self.declare_parameter("camera_frames", False).value
+        if self.camera_frames:
+            self.cameras = CameraSim(self.world, frames=True, model=False, encode=False,
+                                     frame_rate_hz=scenario.sensors["camera_rate_hz"])
+        else:
+            self.cameras = CameraSim(self.world, frames=frames)
         det_type, img_type = message_class(topics.DETECTIONS_TYPE), message_class(topics.IMAGE_TYPE)
+        model_cams = [] if self.camera_frames else self.cameras.cameras
         self.det_pubs = {c: self.create_publisher(det_type, topics.relative(topics.camera_topic(c)), EVENTS_QOS)
-                         for c in self.cameras.cameras}
+                         for c in model_cams}
         self.img_pubs = {c: self.create_publisher(img_type, topics.relative(topics.camera_topic(c, "image/compressed")),
-                                                  10) for c in self.cameras.renderers}
+                                                  10) for c in self.cameras.renderers if not self.camera_frames}
+        self.raw_pubs = {c: self.create_publisher(Image, topics.relative(topics.camera_topic(c, "image_raw")),
+                                                  qos_profile_sensor_data)
+                         for c in self.cameras.renderers if self.camera_frames}
         self.waiting = {f"storefuse/gate_reader/{g}" for g in store.gates}
         self.waiting |= {f"storefuse/shelf_scale/{b}" for b in store.boards} | {"storefuse/receipt"}
         if wait_recorder:
@@ -91,8 +105,8 @@ class StoreSimNode(Node):
         if self.done:
             return
         if self.started is None:
-            if self.waiting:
-                return
+            if self.waiting or any(p.get_subscription_count() == 0 for p in self.raw_pubs.values()):
+                return          # (raw frames: until every camera node listens)
             self.started = time.monotonic()
             self.publish_status("running", rate=self.rate)
             self.get_logger().info(f"all devices connected: playing the scenario at {self.rate}x")
@@ -108,7 +122,11 @@ class StoreSimNode(Node):
         for pty in self.ptys.values():
             pty.flush()
         for co in self.cameras.outputs_until(min(sim_ns, self.end_ns)):
-            if co.detections is not None:
+            if co.image is not None:
+                head = Header(stamp=Time(sec=co.t_ns // 1_000_000_000, nanosec=co.t_ns % 1_000_000_000),
+                              frame_id=f"{co.camera_id}_optical_frame")
+                self.raw_pubs[co.camera_id].publish(Image(header=head, **image_fields(co.image, "bgr8")))
+            elif co.detections is not None:
                 self.det_pubs[co.camera_id].publish(detections_to_msg(MSG, co.camera_id, co.t_ns, co.detections))
             else:
                 self.img_pubs[co.camera_id].publish(image_to_msg(MSG, co.camera_id, co.t_ns, co.jpeg))

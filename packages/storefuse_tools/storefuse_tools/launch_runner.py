@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -89,7 +88,56 @@ def _would_retype(text: str) -> bool:
         return True
 
 
-_SUBST = re.compile(r'\$\(([^()]*)\)')
+def _closing(text: str, k: int) -> int:
+    """Index of the ')' that closes a substitution whose body starts at k (-1 if none)."""
+    depth = 1
+    while k < len(text):
+        if text.startswith('$(', k):
+            depth, k = depth + 1, k + 2
+            continue
+        depth -= text[k] == ')'
+        if depth == 0:
+            return k
+        k += 1
+    return -1
+
+
+def _words(body: str) -> list[str]:
+    """A substitution's words: whitespace separates, quotes group, a nested $(...) stays whole."""
+    words, word, quote, k, started = [], '', '', 0, False
+    while k < len(body):
+        c = body[k]
+        if body.startswith('$(', k):
+            end = _closing(body, k + 2)
+            if end < 0:
+                raise ValueError('unbalanced $(')
+            word, k, started = word + body[k:end + 1], end + 1, True
+            continue
+        if quote:
+            quote, word = ('', word) if c == quote else (quote, word + c)
+        elif c in '\'"':
+            quote, started = c, True
+        elif c.isspace():
+            if started:
+                words.append(word)
+            word, started = '', False
+        else:
+            word, started = word + c, True
+        k += 1
+    if quote:
+        raise ValueError('no closing quotation')
+    return words + [word] if started else words
+
+
+def _comparable(text: str) -> object:
+    """What launch's equals/not-equals compare: booleans and numbers by value, else the text."""
+    low = text.strip().lower()
+    if low in ('true', 'false'):
+        return low == 'true'
+    try:
+        return float(text)
+    except ValueError:
+        return text
 _REQUIRED = object()
 _KEYS = {  # action -> its attributes, as launch / launch_ros name them (plus 'if'/'unless' on all)
     'arg': {'name', 'default', 'description', 'choice'}, 'let': {'name', 'value'},
@@ -120,7 +168,14 @@ class _Loader:
             return str(value)
         if not isinstance(value, str):
             raise self.error(f'expected a string, got {type(value).__name__}: {value!r}')
-        return _SUBST.sub(lambda m: self.substitute(m.group(1)), value)
+        out, i = [], 0
+        while (start := value.find('$(', i)) >= 0:  # substitutions nest: $(not-equals $(var a) b)
+            end = _closing(value, start + 2)
+            if end < 0:
+                raise self.error(f'unbalanced substitution in {value!r}')
+            out += [value[i:start], self.substitute(value[start + 2:end])]
+            i = end + 1
+        return ''.join(out) + value[i:]
 
     def attr(self, body: dict, key: str, default: Any = _REQUIRED) -> Any:
         if key not in body and default is _REQUIRED:
@@ -134,8 +189,8 @@ class _Loader:
         return value
 
     def substitute(self, inner: str) -> str:
-        try:
-            kind, *rest = shlex.split(inner) or ['']
+        try:  # words first, then each word's own substitutions (a value with spaces stays one word)
+            kind, *rest = [self.text(w) for w in _words(inner)] or ['']
         except ValueError as exc:
             raise self.error(f'cannot parse substitution $({inner}): {exc}') from None
         if kind == 'var' and len(rest) == 1:
@@ -152,8 +207,11 @@ class _Loader:
             return str(prefix / 'share' / rest[0]) if kind == 'find-pkg-share' else str(prefix)
         if kind in ('dirname', 'filename') and not rest:
             return str(self.path.parent) if kind == 'dirname' else self.path.name
+        if kind in ('equals', 'not-equals') and len(rest) == 2:
+            same = _comparable(rest[0]) == _comparable(rest[1])
+            return 'true' if same == (kind == 'equals') else 'false'
         raise self.error(f'unsupported substitution $({inner}) (supported: var, env, find-pkg-share, '
-                         'find-pkg-prefix, dirname, filename)')
+                         'find-pkg-prefix, dirname, filename, equals, not-equals)')
 
     def package_prefix(self, pkg: str) -> Path:
         """The ament index lookup ros2 run does: the first prefix that holds the package marker."""

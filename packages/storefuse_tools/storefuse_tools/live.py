@@ -42,8 +42,9 @@ def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = Tr
     from storefuse_nodes.common import EVENTS_QOS
 
     scenario = Path(scenario).resolve()
+    loaded = load_scenario(scenario)
     kills = sorted((float(f.get("at_s", 0.0)), str(f.get("node", "receipt")))
-                   for f in load_scenario(scenario).faults if f["kind"] == "kill_node")
+                   for f in loaded.faults if f["kind"] == "kill_node")
     run_dir = Path(run_dir).resolve()
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -55,7 +56,8 @@ def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = Tr
                                             "FASTDDS_DEFAULT_PROFILES_FILE") if k in env})
     specs = load_launch(bringup_share() / "launch" / "sim.launch.yaml",
                         {"scenario": str(scenario), "run_dir": str(run_dir), "rate": str(rate),
-                         "record": "true" if record else "false"})
+                         "record": "true" if record else "false",
+                         "carts": "true" if any(s.cart for s in loaded.shoppers) else "false"})   # localizers
     log = open(run_dir / "launch.log", "w", buffering=1)
 
     def sink(line: str) -> None:
