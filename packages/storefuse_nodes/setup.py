@@ -13,6 +13,7 @@ NODES = {
     "cart_localizer": "cart_localizer",
     "camera": "camera",
     "depth_camera": "depth_camera",
+    "player": "player",
 }
 
 setup(
