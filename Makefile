@@ -13,6 +13,7 @@ help:
 	@echo "make bags   - regenerate the committed bags under bags/ from a live run"
 	@echo "make eval   - offline evaluation of the standard scenarios"
 	@echo "make lint   - ruff"
+	@echo "make bench-tracker - shopper tracker vs norfair and motpy (out/bench/tracker_peers.json)"
 
 setup:
 	@bash scripts/setup.sh
@@ -37,6 +38,10 @@ bags: setup
 
 eval: setup
 	@$(ENV) storefuse eval --scenario scenarios/minimart_two_shoppers.yaml --seeds 5
+
+.PHONY: bench-tracker
+bench-tracker: setup    ## shopper tracker vs norfair and motpy (own venv out/bench/venv-peers); docs/benchmarks.md
+	@$(ENV) python bench/tracker_peers.py --profile
 
 clean:
 	rm -rf ros2_ws/build ros2_ws/install ros2_ws/log out .pytest_cache
