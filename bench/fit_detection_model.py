@@ -40,8 +40,11 @@ from storefuse_core.vision.detection_model import (  # noqa: E402
     match,
     visibility,
 )
-from storefuse_core.vision.person import DetectorParams, PersonDetector, draw_detections  # noqa: E402
+from storefuse_core.vision.person import DetectorParams, draw_detections  # noqa: E402
 from storefuse_core.vision.render import CameraRenderer, Lighting  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from background_baselines import BACKGROUNDS, make_detector  # noqa: E402
 
 GATE_M = 0.75
 SQRT_HALF_PI = math.sqrt(math.pi / 2)   # mean distance error of a 2-D Gaussian with per-axis sd 1: the
@@ -169,7 +172,7 @@ def run_camera(store, cam, args, det_params, records, timing, debug_dir):
         lighting = Lighting(seed=args.seed * 100 + ep, drift_amp=0.15, drift_period_s=25.0, warmth_amp=0.06,
                             warmth_period_s=40.0, steps=steps)
         renderer = CameraRenderer(store, cam, seed=args.seed * 100 + ep, lighting=lighting)
-        detector = PersonDetector(cam, det_params)
+        detector = make_detector(cam, det_params, args.background)
         for _ in range(args.warmup):
             detector.detect(renderer.render([], t), int(t * 1e9))
             t += dt
@@ -368,7 +371,13 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=str(REPO / "config" / "detection_model.yaml"))
     ap.add_argument("--no-write", action="store_true", help="measure only; do not write the config")
     ap.add_argument("--debug-png", action="store_true", help="write one annotated frame per episode")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="detector parameters other than the defaults (a what-if: measures only, writes no config)")
+    ap.add_argument("--background", default="storefuse", choices=BACKGROUNDS,
+                    help="foreground from OpenCV's MOG2/KNN instead (a comparison: measures only, writes no config)")
     args = ap.parse_args(argv)
+    if args.background != "storefuse" or args.set:
+        args.no_write = True
 
     store = load_store(args.store)
     cams = {cid: c for cid, c in cameras_of(store, "rgb").items() if not args.cameras or cid in args.cameras}
@@ -377,7 +386,12 @@ def main(argv=None) -> int:
     debug_dir = out / "frames" if args.debug_png else None
     if debug_dir:
         debug_dir.mkdir(parents=True, exist_ok=True)
-    det_params = DetectorParams()
+    defaults = DetectorParams()
+    try:
+        det_params = replace(defaults, **{k: type(getattr(defaults, k))(v) for k, v in
+                                          (item.split("=", 1) for item in args.set)})
+    except (AttributeError, TypeError, ValueError) as exc:
+        ap.error(f"--set: {exc}")
     records, timing = [], {"render_ms": [], "detect_ms": []}
     started = time.perf_counter()
     per_camera = {}
@@ -391,7 +405,8 @@ def main(argv=None) -> int:
     result = {
         "command": "python bench/fit_detection_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "store": args.store, "cameras": sorted(cams), "seed": args.seed, "gate_m": GATE_M,
-        "episodes_per_camera": args.episodes, "frames_per_episode": args.frames, "warmup_frames": args.warmup,
+        "background": args.background, "episodes_per_camera": args.episodes, "frames_per_episode": args.frames,
+        "warmup_frames": args.warmup,
         "detector_params": det_params.__dict__, "summary": summary, "per_camera": per_camera,
         "timing_ms": {k: {"mean": float(np.mean(v)), "p50": float(np.median(v)), "p95": float(np.percentile(v, 95))}
                       for k, v in timing.items() if k.endswith("_ms") and v},

@@ -101,6 +101,9 @@ class Camera:
     cy: float
     rate_hz: float
     range_m: float = 6.0
+    # image regions (polygons of (u, v) full-frame pixels) where a blob's feet are not on this store's
+    # floor: glass walls and doors onto other rooms, screens
+    ignore: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     def rotation(self) -> np.ndarray:
         """Optical frame axes in map (columns: image right, image down, view axis)."""
@@ -445,8 +448,30 @@ def _cameras(entries, path, floor):
         cameras[cid] = Camera(cid, kind, pose, int(width), int(height),
                               _positive(c, "fx", where), _positive(c, "fy", where), _num(c, "cx", where),
                               _num(c, "cy", where), _positive(c, "rate_hz", where, 10.0),
-                              _positive(c, "range_m", where, 6.0))
+                              _positive(c, "range_m", where, 6.0), _ignore_regions(c.get("ignore"), where, cid))
     return cameras
+
+
+def _ignore_regions(value, where, cid):
+    """A camera's `ignore`: a list of polygons, each a list of at least 3 [u, v] pixel points."""
+    if value is None:
+        return ()
+    bad = LayoutError(f"{where}: camera {cid} 'ignore' must be a list of polygons, each a list of at "
+                      "least 3 [u, v] pixel points")
+    if not isinstance(value, list):
+        raise bad
+    polys = []
+    for poly in value:
+        if not isinstance(poly, list) or len(poly) < 3:
+            raise bad
+        pts = []
+        for pt in poly:
+            if not (isinstance(pt, list) and len(pt) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pt)):
+                raise bad
+            pts.append((float(pt[0]), float(pt[1])))
+        polys.append(tuple(pts))
+    return tuple(polys)
 
 
 def _anchors(entries, path, floor):

@@ -326,3 +326,103 @@ def test_camera_rotation_matches_the_layouts_and_a_tilted_camera_detects(store_n
     person = at(RED, c[0], c[1])
     found = det.detect(r.render([person], t), int(t * 1e9))
     assert len(found) == 1 and math.hypot(found[0].x - person.x, found[0].y - person.y) < 0.3
+
+
+# --- the RGB detector's background: start-up ghosts, stale changes, ignore regions -------------------
+
+def test_a_shopper_in_view_at_start_up_leaves_no_ghost(renderer):
+    """Cold start with a shopper standing in view (he is learned into the first background), who
+    then walks away: where he stood must not stay a detection, and he is the only one."""
+    det = PersonDetector(renderer.camera)
+    start, t = at(RED, 2.4, 3.5), 40.0
+    for _ in range(WARMUP):
+        det.detect(renderer.render([start], t), int(t * 1e9))
+        t += 0.1
+    path = [(2.4 + 0.1 * k, 3.5 + 0.04 * k) for k in range(1, 31)]          # 1 m/s away from the spot
+    counts, errors = [], []
+    for k, (x, y) in enumerate(path):
+        person = at(RED, x, y)
+        dets = det.detect(renderer.render([person], t), int(t * 1e9))
+        t += 0.1
+        if k >= 15:                       # 1.5 s after he left (0.5 s still, then the ghost test)
+            counts.append(len(dets))
+            errors += [math.hypot(d.x - x, d.y - y) for d in dets]
+    assert counts == [1] * len(counts), counts
+    assert max(errors) < 0.3
+
+
+def test_a_shopper_standing_still_stays_detected(renderer):
+    """A rendered shopper is perfectly still (a real one never is): he is kept for `absorb_s`."""
+    det, t = warmed(renderer, t0=60.0)
+    for k in range(8):                                     # walks in ...
+        det.detect(renderer.render([at(BLUE, 2.2 + 0.1 * k, 3.6)], t), int(t * 1e9))
+        t += 0.1
+    still = at(BLUE, 2.9, 3.6, reach=(2.9, 4.7, 1.1))     # ... and stands at the shelf, reaching in
+    for _ in range(35):                                    # 3.5 s
+        dets = det.detect(renderer.render([still], t), int(t * 1e9))
+        t += 0.1
+        assert len(dets) == 1 and math.hypot(dets[0].x - still.x, dets[0].y - still.y) < 0.3
+
+
+def _with_panel(frame: np.ndarray, colour=(60, 140, 200)) -> np.ndarray:
+    img = frame.copy()
+    img[150:330, 200:290] = colour                          # a door panel, a moved display: not a shopper
+    return img
+
+
+def test_a_stale_change_is_absorbed_and_undone(renderer):
+    det, t = warmed(renderer, t0=80.0)
+    seen = []
+    for _ in range(60):                                    # 6 s with a new static object in view
+        seen.append(len(det.detect(_with_panel(renderer.render([], t)), int(t * 1e9))))
+        t += 0.1
+    assert seen[5] >= 1                                    # it is foreground at first ...
+    assert seen[-10:] == [0] * 10, seen                    # ... absorbed after absorb_s
+    after = []
+    for _ in range(20):                                    # it goes away again (the door swings shut)
+        after.append(len(det.detect(renderer.render([], t), int(t * 1e9))))
+        t += 0.1
+    assert after[-10:] == [0] * 10, after                  # what it hid is a ghost: gone within 1 s
+
+
+def test_ignore_regions_drop_blobs_whose_feet_are_in_them(minimart, cam0):
+    """A shopper whose feet are in an ignore region (behind a glass wall, in a doorway) is not
+    reported; the other one is, whether or not the region is there."""
+    from dataclasses import replace
+    r = CameraRenderer(minimart, cam0, seed=6)
+    inside, outside = at(RED, 4.4, 4.6), at(BLUE, 2.0, 3.2)
+    u, v = (float(c) for c in cam0.project(np.array([[inside.x, inside.y, 0.0]]))[0][0])
+    box = ((u - 60, v - 60), (u + 60, v - 60), (u + 60, v + 60), (u - 60, v + 60))
+    found = {}
+    for name, cam in (("plain", cam0), ("masked", replace(cam0, ignore=(box,)))):
+        det = PersonDetector(cam)
+        t = 0.0
+        for _ in range(WARMUP):
+            det.detect(r.render([], t), int(t * 1e9))
+            t += 0.1
+        found[name] = [(d.x, d.y) for d in det.detect(r.render([inside, outside], t), int(t * 1e9))]
+    truth = np.array([[inside.x, inside.y], [outside.x, outside.y]])
+    pairs = match(truth, np.array(found["plain"]), 0.3)
+    assert len(found["plain"]) == 2 and len(pairs) == 2
+    assert len(found["masked"]) == 1
+    assert math.hypot(found["masked"][0][0] - outside.x, found["masked"][0][1] - outside.y) < 0.3
+
+
+def test_layout_ignore_regions_reach_the_camera(minimart):
+    from pathlib import Path
+
+    import yaml
+
+    from storefuse_core.errors import LayoutError
+    from storefuse_core.layout import load_store, parse_store
+    doc = yaml.safe_load(minimart.source_text)
+    doc["cameras"][0]["ignore"] = [[[0, 0], [100, 0], [100, 80.5]]]
+    store = parse_store(yaml.safe_dump(doc), Path("t.yaml"))
+    assert store.cameras["cam0"].ignore == (((0.0, 0.0), (100.0, 0.0), (100.0, 80.5)),)
+    assert cameras_of(store)["cam0"].ignore == store.cameras["cam0"].ignore
+    for bad in ([[0, 0], [1, 1], [2, 0]], [[[0, 0], [1, 1]]], [[[0, 0], [1, "x"], [2, 0]]], "nope"):
+        doc["cameras"][0]["ignore"] = bad
+        with pytest.raises(LayoutError, match="ignore"):
+            parse_store(yaml.safe_dump(doc), Path("t.yaml"))
+    aifi = load_store("aifi")             # the cameras with video have theirs, the others none
+    assert all(bool(aifi.cameras[f"cam{k}"].ignore) == (k in (1, 3, 5, 7)) for k in range(12))

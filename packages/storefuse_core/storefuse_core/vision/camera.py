@@ -50,6 +50,7 @@ class PinholeCamera:
     position: np.ndarray        # camera centre in map (3,)
     R: np.ndarray               # optical -> map rotation (3, 3)
     rate_hz: float = 10.0
+    ignore: tuple = ()          # layout ignore regions: polygons of full-frame (u, v) pixels
 
     @classmethod
     def from_layout(cls, cam) -> PinholeCamera:
@@ -57,7 +58,8 @@ class PinholeCamera:
         x, y, z, roll, pitch, yaw = cam.pose
         return cls(cam.id, cam.kind, int(cam.width), int(cam.height), float(cam.fx), float(cam.fy),
                    float(cam.cx), float(cam.cy), np.array([x, y, z], dtype=float),
-                   rotation_rpy(roll, pitch, yaw), float(getattr(cam, "rate_hz", 10.0)))
+                   rotation_rpy(roll, pitch, yaw), float(getattr(cam, "rate_hz", 10.0)),
+                   tuple(getattr(cam, "ignore", ()) or ()))
 
     @classmethod
     def looking_down(cls, x: float, y: float, z: float, width: int = 640, height: int = 480,

@@ -7,14 +7,23 @@ RGB (`PersonDetector`), per frame, at half resolution:
    by a shadow-like ratio with the background's chromaticity are shadows, not people.
 3. Morphology (open, close), connected components, size gating against the expected silhouette
    area of a person standing where the blob is; blobs much larger than one person (two shoppers
-   side by side) are split by k-means on pixel position.
+   side by side) are split where they have separate thick cores, if every part is a body's worth.
+   A blob whose feet are in one of the camera's ignore regions (layout: glass walls and doors onto
+   other rooms, screens) is not a shopper on this floor.
 4. Each blob's centroid is back-projected (camera.py) to a horizontal plane at the body's effective
    height (`body_height_m`, fitted by bench/fit_detection_model.py) to give the floor position; its
    covariance is the back-projection of pixel noise and height uncertainty, so it grows with the
    distance from the camera's nadir. Score from the blob's size; appearance = HSV histogram of the
    blob's (gain-normalised) pixels.
-5. The background adapts: fast during warm-up, then slowly where there is no foreground and much
-   more slowly under foreground (a shopper who stands still fades over minutes, not seconds).
+5. The background: the per-pixel median of the warm-up frames, then it adapts slowly where there is
+   no foreground and much more slowly under foreground (a shopper who stands still stays). Two
+   things the background must forget quickly are told apart from a shopper:
+   - a **ghost** — where something the background learned (a shopper in view at start-up) has
+     left: a still foreground region across whose outline the *background* changes while the
+     *frame* continues smoothly (the frame shows what is really there). Absorbed at once;
+   - a **stale change** — a door left open, a moved sign: foreground that has not changed for
+     `absorb_s` with no motion near it. A shopper is never that still for long (head, hands, sway),
+     a rendered one standing at a shelf for a few seconds is, so `absorb_s` is longer than that.
 
 Depth (`DepthPersonDetector`): depth pixels -> points in map, floor (z < 0.3 m) and gondola boxes
 removed, a max-height map on a 5 cm grid, heads = local maxima above 1 m; the person is the head's
@@ -53,6 +62,7 @@ class DetectorParams:
     core_frac: float = 0.4             # a body's core: distance to the blob edge > this x the maximum ...
     bridge_frac: float = 0.7           # ... and two cores are two bodies if the way between them narrows to this
     max_split: int = 4
+    split_part_frac: float = 0.4       # a split only if every part is at least this many persons
     body_height_m: float = 1.2         # height of the plane the blob centroid is back-projected to
     height_sd: float = 0.15            # ... and its spread between people and poses (m)
     floor_sd: float = 0.03             # centroid vs body axis (m)
@@ -65,6 +75,14 @@ class DetectorParams:
     fill_fraction: float = 0.45        # ... of which a body fills this much
     min_score: float = 0.25
     border_px: int = 2
+    still_diff: float = 15.0           # a pixel changed less than this since the last frame is still
+    motion_radius_px: int = 12         # motion (a change > diff_threshold) this near keeps foreground alive
+    motion_s: float = 1.0              # ... for this long after it
+    absorb_s: float = 4.0              # still foreground with no motion near it for this long is absorbed
+    ghost_still_s: float = 0.5         # a foreground region this still (and no motion in it) ...
+    ghost_still_frac: float = 0.9      # ... in this share of its pixels is tested for being a ghost:
+    ghost_contrast: float = 8.0        # grey levels: along its outline, the background's contrast across
+    ghost_votes: float = 0.5           # it beats the frame's by this much at this share of the outline
 
 
 class PersonDetector:
@@ -84,11 +102,24 @@ class PersonDetector:
         self._k_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (p.open_px, p.open_px))
         self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (p.close_px, p.close_px))
         self._k_grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+        self._k_motion = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * p.motion_radius_px + 1,) * 2)
         self._nadir = camera.nadir_pixel()
         self.expected_area = self._expected_area_map()
         w, h = self.size
+        self.keep = self._keep_mask()
+        self._ignoring = not bool(self.keep.all())
+        self._cut = np.zeros((h, w), np.uint8)      # a blob touching these pixels is cut by the image border
+        b = p.border_px + 1
+        self._cut[:b, :] = self._cut[-b:, :] = 255
+        self._cut[:, :b] = self._cut[:, -b:] = 255
         gy, gx = np.mgrid[2:h:4, 2:w:4]
-        self._sample = (gy.ravel(), gx.ravel())
+        ok = self.keep[gy, gx] > 0
+        self._sample = (gy[ok].ravel(), gx[ok].ravel())
+        rate = float(getattr(camera, "rate_hz", 10.0) or 10.0)
+        self._n_motion = max(1, round(p.motion_s * rate))
+        self._n_absorb = max(2, round(p.absorb_s * rate))
+        self._n_ghost = max(2, round(p.ghost_still_s * rate))
+        self._reset_state()
 
     # --- set-up --------------------------------------------------------------------------------
     def _expected_area_map(self) -> np.ndarray:
@@ -132,13 +163,32 @@ class PersonDetector:
         area, _ = cv2.intersectConvexConvex(hull, rect)
         return max(1.0, float(area) * p.fill_fraction)
 
-    def reset(self) -> None:
+    def _keep_mask(self) -> np.ndarray:
+        """0 in the camera's ignore regions (layout polygons, full-frame px: glass walls, doors, screens),
+        255 elsewhere. A blob whose feet are in an ignore region is not a shopper on this floor."""
+        keep = np.full((self.size[1], self.size[0]), 255, np.uint8)
+        for poly in getattr(self.camera, "ignore", ()) or ():
+            pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2) / [self.sx, self.sy]
+            cv2.fillPoly(keep, [np.round(pts - 0.5).astype(np.int32)], 0)
+        return keep
+
+    def _reset_state(self) -> None:
         self.background = None
         self.frames = 0
         self.last_mask = None
+        self._warm: list[np.ndarray] = []
+        self._prev: np.ndarray | None = None
+        self._still: np.ndarray | None = None
+        self._last_motion: np.ndarray | None = None
+        self.absorbed: np.ndarray | None = None      # what the last frame absorbed (debug pictures)
+        self._alive_at, self._alive_map = -1, None
+
+    def reset(self) -> None:
+        self._reset_state()
 
     def set_background(self, image_bgr: np.ndarray) -> None:
         """Start from a known empty-store frame (e.g. captured at opening)."""
+        self._reset_state()
         self.background = self._small(image_bgr)
         self.gain = np.ones(3, np.float32)
         self.frames = self.params.warmup_frames
@@ -169,12 +219,45 @@ class PersonDetector:
         if self.background is None:
             self.background = frame.copy()
             self.frames = 1
+            self._warm = [frame]
             self.last_mask = np.zeros(frame.shape[:2], np.uint8)
             return self.last_mask
         self.gain = self._estimate_gain(frame)
         g = 1.0 / self.gain
         norm = cv2.multiply(frame, (float(g[0]), float(g[1]), float(g[2]), 0.0))
         bg = self.background
+        mask = self._difference(norm, bg)
+        self._track_motion(norm)
+        self.frames += 1
+        self._norm = norm
+        self.absorbed = None
+        if self.frames <= p.warmup_frames:
+            # warm-up: the per-pixel median of the frames (a shopper walking through is not learned)
+            self._warm.append(norm)
+            if self.frames == p.warmup_frames:
+                self.background = np.median(np.stack(self._warm), axis=0).astype(np.float32)
+                self._warm = []
+            self.last_mask = mask
+            return mask
+        absorb = self._stale(mask)
+        if mask.any():
+            absorb |= self._ghosts(norm, bg, mask)
+        if absorb.any():
+            np.copyto(bg, norm, where=absorb[:, :, None])
+            mask[absorb] = 0
+            mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._k_open)
+            self.absorbed = absorb
+        # selective update: where there is no foreground, and far more slowly under it
+        grown = cv2.dilate(mask, self._k_grow)
+        cv2.accumulateWeighted(norm, bg, p.learning_rate, mask=cv2.bitwise_not(grown))
+        if p.fg_learning_rate > 0:
+            cv2.accumulateWeighted(norm, bg, p.fg_learning_rate, mask=grown)
+        self.last_mask = mask
+        return mask
+
+    def _difference(self, norm: np.ndarray, bg: np.ndarray) -> np.ndarray:
+        """Foreground of a normalised frame against the background: difference, not shadow, cleaned."""
+        p = self.params
         nb, ng, nr = cv2.split(norm)
         bb, bgc, br = cv2.split(bg)
         dmax = cv2.max(cv2.max(cv2.absdiff(nb, bb), cv2.absdiff(ng, bgc)), cv2.absdiff(nr, br))
@@ -190,25 +273,87 @@ class PersonDetector:
         mask = (fg & ~shadow).astype(np.uint8) * 255
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._k_open)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._k_close)
-        # background update: fast while warming up, then selective
-        self.frames += 1
-        if self.frames <= p.warmup_frames:
-            cv2.accumulateWeighted(norm, bg, 1.0 / self.frames)
-        else:
-            grown = cv2.dilate(mask, self._k_grow)
-            cv2.accumulateWeighted(norm, bg, p.learning_rate, mask=cv2.bitwise_not(grown))
-            if p.fg_learning_rate > 0:
-                cv2.accumulateWeighted(norm, bg, p.fg_learning_rate, mask=grown)
-        self.last_mask = mask
-        self._norm = norm
         return mask
+
+    def _track_motion(self, norm: np.ndarray) -> None:
+        """Per pixel: frames since it last changed (stillness) and the frame of its last real motion."""
+        p = self.params
+        if self._prev is None or self._prev.shape != norm.shape:
+            self._still = np.zeros(norm.shape[:2], np.uint16)
+            self._last_motion = np.full(norm.shape[:2], -(1 << 30), np.int32)
+        else:
+            b, g, r = cv2.split(cv2.absdiff(norm, self._prev))
+            d = cv2.max(cv2.max(b, g), r)
+            self._still = cv2.add(self._still, 1)              # saturates at 65535
+            self._still[d >= p.still_diff] = 0
+            moving = cv2.morphologyEx((d > p.diff_threshold).view(np.uint8), cv2.MORPH_OPEN, self._k_open)
+            self._last_motion[moving > 0] = self.frames + 1
+        self._prev = norm
+
+    def _alive(self) -> np.ndarray:
+        """Pixels with motion near them (`motion_radius_px`) in the last `motion_s`: a shopper's."""
+        if self._alive_at != self.frames:
+            recent = ((self.frames - self._last_motion) < self._n_motion).astype(np.uint8)
+            self._alive_map = cv2.dilate(recent, self._k_motion) > 0
+            self._alive_at = self.frames
+        return self._alive_map
+
+    def _stale(self, mask: np.ndarray) -> np.ndarray:
+        """Foreground that has not changed for `absorb_s`, with no motion near it for `motion_s`."""
+        old = (mask > 0) & (self._still >= self._n_absorb)
+        return old & ~self._alive() if old.any() else old
+
+    def _ghosts(self, norm: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Still foreground regions whose outline is the background's, not the frame's.
+
+        For a foreground region that is still (no motion in it), the mean colour just inside its
+        outline is compared with the mean just outside (7x7 windows, so texture averages out), once
+        in the frame and once in the background. A shopper is a step in the frame and none in the
+        background; a ghost the other way round: the frame shows the floor or shelf continuing, the
+        background the shopper who has left. (A ghost still joined to the shopper who left it is
+        not still as a whole; it is tested once he has walked off it.)"""
+        p = self.params
+        out = np.zeros(mask.shape, bool)
+        if np.count_nonzero((mask > 0) & (self._still >= self._n_ghost)) < 20:
+            return out
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        h_img, w_img = mask.shape
+        k3 = np.ones((3, 3), np.uint8)
+        win = (7, 7)
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] < 20:
+                continue
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            x0, y0, x1, y1 = max(0, x - 4), max(0, y - 4), min(w_img, x + w + 4), min(h_img, y + h + 4)
+            comp = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
+            sel = comp > 0
+            if float((self._still[y0:y1, x0:x1][sel] >= self._n_ghost).mean()) < p.ghost_still_frac:
+                continue
+            if float(((self.frames - self._last_motion[y0:y1, x0:x1][sel]) <= 2).mean()) > 0.02:
+                continue
+            inner = comp.astype(np.float32)
+            outer = ((cv2.dilate(comp, k3, iterations=4) > 0) & ~(mask[y0:y1, x0:x1] > 0)).astype(np.float32)
+            n_in, n_out = cv2.blur(inner, win), cv2.blur(outer, win)
+            band = (cv2.dilate(comp, k3, iterations=2) > 0) & (cv2.erode(comp, k3) == 0) & (n_in > 0.15) & \
+                (n_out > 0.15)
+            m = int(band.sum())
+            if m < 15:
+                continue
+            in_frame = _step_across(norm[y0:y1, x0:x1], inner, outer, n_in, n_out, band, win)
+            in_bg = _step_across(bg[y0:y1, x0:x1], inner, outer, n_in, n_out, band, win)
+            bg_votes = float((in_bg > in_frame + p.ghost_contrast).mean())
+            frame_votes = float((in_frame > in_bg + p.ghost_contrast).mean())
+            if bg_votes > p.ghost_votes and bg_votes > 2 * frame_votes:
+                out[y0:y1, x0:x1] |= cv2.dilate(comp, k3, iterations=2) > 0
+        return out
 
     @property
     def warm(self) -> bool:
         return self.frames > self.params.warmup_frames
 
-    def blobs(self, mask: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Person-sized foreground blobs: (pixels (M, 2) x, y at processing scale, expected area)."""
+    def blobs(self, mask: np.ndarray) -> list[tuple[np.ndarray, float, bool]]:
+        """Person-sized foreground blobs: (pixels (M, 2) x, y at processing scale, expected area, cut:
+        whether the image border cuts it)."""
         p = self.params
         n, labels, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
         blobs = []
@@ -217,11 +362,10 @@ class PersonDetector:
             cx, cy = cents[i]
             expect = float(self.expected_area[min(int(cy), self.size[1] - 1), min(int(cx), self.size[0] - 1)])
             x, y, w, h = (int(v) for v in stats[i, :4])
-            cut = x <= p.border_px or y <= p.border_px or x + w >= self.size[0] - p.border_px or \
-                y + h >= self.size[1] - p.border_px
+            ys, xs = np.nonzero(labels[y:y + h, x:x + w] == i)
+            cut = bool(self._cut[ys + y, xs + x].any())
             if area < (p.min_area_frac_border if cut else p.min_area_frac) * expect:
                 continue
-            ys, xs = np.nonzero(labels[y:y + h, x:x + w] == i)
             pix = np.stack([xs + x, ys + y], axis=1).astype(np.float32)
             k, seeds = 1, None
             split = p.split_area_frac_border if cut else p.split_area_frac
@@ -238,12 +382,17 @@ class PersonDetector:
             if k > 1:
                 d2 = ((pix[:, None, :] - seeds[None, :, :].astype(np.float32)) ** 2).sum(axis=2)
                 lab = np.argmin(d2, axis=1)
+                # every part must be a body: a shopper's laptop, arm or leg is a thick part too
+                if np.bincount(lab, minlength=k).min() < p.split_part_frac * local:
+                    k = 1
+            if k > 1:
                 for j in range(k):
                     sel = pix[lab == j]
                     if len(sel) >= p.min_area_frac * expect:
-                        blobs.append((sel, expect))
+                        sx, sy = sel[:, 0].astype(int), sel[:, 1].astype(int)
+                        blobs.append((sel, expect, bool(self._cut[sy, sx].any())))
             else:
-                blobs.append((pix, expect))
+                blobs.append((pix, expect, cut))
         return blobs
 
     def _cores(self, blob: np.ndarray) -> np.ndarray | None:
@@ -279,6 +428,29 @@ class PersonDetector:
         xy = np.asarray(xy, dtype=float).reshape(-1, 2)
         return np.stack([(xy[:, 0] + 0.5) * self.sx - 0.5, (xy[:, 1] + 0.5) * self.sy - 0.5], axis=1)
 
+    def _on_floor(self, pix: np.ndarray) -> bool:
+        """False when a blob's feet are in an ignore region: a shopper behind a glass wall or in a
+        doorway onto another room, a door, a screen. A blob whose end nearest the nadir is the image
+        border shows no feet (a head at the bottom edge): it stays."""
+        full = self.to_full(pix)
+        nadir = self._nadir
+        if np.all(np.isfinite(nadir)):
+            near = pix[int(np.argmin(np.hypot(full[:, 0] - nadir[0], full[:, 1] - nadir[1])))]
+        else:
+            near = pix[int(np.argmax(pix[:, 1]))]
+        if self._cut[int(near[1]), int(near[0])]:
+            return True
+        fu, fv = self.feet(full)[0]
+        fx = min(self.size[0] - 1, max(0, int(fu / self.sx)))
+        fy = min(self.size[1] - 1, max(0, int(fv / self.sy)))
+        return bool(self.keep[fy, fx])
+
+    def feet(self, full: np.ndarray) -> np.ndarray:
+        """(1, 2) full-frame pixel of a blob's feet: its pixels nearest the camera's nadir."""
+        nadir = self._nadir
+        rad = np.hypot(full[:, 0] - nadir[0], full[:, 1] - nadir[1]) if np.all(np.isfinite(nadir)) else -full[:, 1]
+        return full[rad <= np.percentile(rad, self.params.foot_percentile)].mean(axis=0, keepdims=True)
+
     def locate(self, pix: np.ndarray, touches_border: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Floor position (3,), its 3x3 covariance, and the image point used (full-frame px) of a blob.
 
@@ -292,10 +464,7 @@ class PersonDetector:
         uv_c = full.mean(axis=0, keepdims=True)
         q_c = cam.backproject(uv_c, p.body_height_m)[0]
         cov_c = cam.ground_covariance(uv_c, p.body_height_m, p.pixel_sd, p.height_sd, p.floor_sd)[0][:2, :2]
-        nadir = self._nadir
-        rad = np.hypot(full[:, 0] - nadir[0], full[:, 1] - nadir[1]) if np.all(np.isfinite(nadir)) else -full[:, 1]
-        cut = np.percentile(rad, p.foot_percentile)
-        uv_f = full[rad <= cut].mean(axis=0, keepdims=True)
+        uv_f = self.feet(full)
         q_f = cam.backproject(uv_f, 0.0)[0]
         out = q_f[:2] - cam.position[:2]
         dist = float(np.hypot(*out))
@@ -330,15 +499,15 @@ class PersonDetector:
             return []
         norm8 = np.clip(self._norm, 0, 255).astype(np.uint8)
         out = []
-        for pix, expect in blobs:
+        for pix, expect, touches in blobs:
             x0, y0 = pix.min(axis=0).astype(int)
             x1, y1 = pix.max(axis=0).astype(int)
-            touches = x0 <= p.border_px or y0 <= p.border_px or x1 >= self.size[0] - 1 - p.border_px or \
-                y1 >= self.size[1] - 1 - p.border_px
             score = float(min(1.0, len(pix) / expect) * (0.7 if touches else 1.0))
             if touches:
                 score = max(score, p.min_score)
             if score < p.min_score:
+                continue
+            if self._ignoring and not self._on_floor(pix):
                 continue
             q, cov, uv = self.locate(pix, touches)
             if not np.all(np.isfinite(q)):
@@ -351,6 +520,14 @@ class PersonDetector:
                                  pixel=(float(uv[0]), float(uv[1])), camera_id=cam.id,
                                  stamp_ns=int(stamp_ns)))
         return out
+
+
+def _step_across(roi: np.ndarray, inner: np.ndarray, outer: np.ndarray, n_in: np.ndarray, n_out: np.ndarray,
+                 band: np.ndarray, win: tuple[int, int]) -> np.ndarray:
+    """At each outline pixel: max-channel |mean colour just inside - mean just outside| (windowed)."""
+    a = cv2.blur(roi * inner[:, :, None], win) / np.maximum(n_in, 1e-3)[:, :, None]
+    b = cv2.blur(roi * outer[:, :, None], win) / np.maximum(n_out, 1e-3)[:, :, None]
+    return np.max(np.abs(a - b), axis=2)[band]
 
 
 def draw_detections(image: np.ndarray, detections: list[Detection], camera: PinholeCamera | None = None,
