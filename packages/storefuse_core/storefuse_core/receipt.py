@@ -138,6 +138,29 @@ class ReceiptBook:
                     confidence=round(prob * attribution, 6))
         return self._write(key, payer.session_id, ev.stamp_ns, "line", body)
 
+    def apply_encounter(self, enc) -> Receipt | None:
+        """Two visits' shoppers stayed side by side (handover.py): if either held something, both
+        receipts are in doubt (an item may have changed hands) and go to review."""
+        a, b = self.sessions.get(enc.session_a), self.sessions.get(enc.session_b)
+        if a is None or b is None or a.closed or b.closed or a.staff or b.staff:
+            return None
+        if not any(ln.qty > 0 for s in (a, b) for ln in s.lines.values()):
+            return None
+        body = {"other": b.session_id, "start_ns": enc.start_ns}
+        self._write(f"encounter/{a.session_id}/{b.session_id}", a.session_id, enc.end_ns, "encounter", body)
+        return self.receipt(a.session_id)
+
+    def apply_identity_check(self, check) -> Receipt | None:
+        """Two visits' shoppers met and parted (identity.py); when their colours could not say who
+        is who, and either holds something, both receipts go to review."""
+        a, b = self.sessions.get(check.session_a), self.sessions.get(check.session_b)
+        if check.conclusive or a is None or b is None or a.closed or b.closed or a.staff or b.staff:
+            return None
+        body = {"other": b.session_id, "keep_cost": round(check.keep_cost, 4), "swap_cost": round(check.swap_cost, 4)}
+        self._write(f"identity/{a.session_id}/{b.session_id}/{check.stamp_ns}", a.session_id, check.stamp_ns,
+                    "identity", body)
+        return self.receipt(a.session_id)
+
     def finalize_open(self, stamp_ns: int, reason: str = "end_of_bag") -> list[Receipt]:
         out = []
         for s in sorted(self.sessions.values(), key=lambda s: (s.entry_ns, s.session_id)):
@@ -222,6 +245,7 @@ class ReceiptBook:
         if not where:
             return None
         weights = {}
+        unseen = []
         for s in inside:
             w = where.get(s.session_id)
             if w is None or (w.mean is None and w.last_ns is None):
@@ -232,6 +256,14 @@ class ReceiptBook:
                 gap_s = (ev.start_ns - w.last_ns) / 1e9
                 reachable = w.last_d <= WALK_MPS * gap_s + 2 * POSITION_SD_M
                 weights[s.session_id] = UNSEEN_WEIGHT if reachable else FAR_WEIGHT
+            if weights[s.session_id] == UNSEEN_WEIGHT:
+                unseen.append(s.session_id)
+        anonymous = where.get("")
+        if anonymous is not None and anonymous.mean is not None and unseen:
+            # someone the cameras could not name stood there: one of the shoppers they lost
+            share = math.exp(-0.5 * (anonymous.mean / POSITION_SD_M) ** 2) / len(unseen)
+            for k in unseen:
+                weights[k] += share
         return weights
 
     def _choose(self, s: _Session, ev: ShelfEvent):
@@ -273,6 +305,11 @@ class ReceiptBook:
             line.evidence.append(body["event_id"])
         elif kind == "unexplained":
             s.flags.append(body["event_id"])
+        elif kind in ("encounter", "identity"):
+            s.flags.append(f"{'hand_over' if kind == 'encounter' else 'identity'}?{body['other']}")
+            other = self.sessions.get(body["other"])
+            if other is not None:
+                other.flags.append(f"{'hand_over' if kind == 'encounter' else 'identity'}?{session_id}")
         elif kind == "close":
             s.closed = True
             r = self.receipt(session_id)

@@ -163,3 +163,20 @@ def test_folder_without_metadata_is_not_a_bag(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StorefuseError, match="not a rosbag2 folder"):
         list(read_bag(tmp_path / "empty"))
+
+
+def test_a_hand_over_to_another_visit_happens_side_by_side(repo_root, calibration):
+    """The giver walks to the receiver (who is simulated first) and keeps beside them while
+    handing over: cameras can see it, and the ground truth moves the item to the receiver."""
+    scenario = load_scenario(repo_root / "scenarios" / "minimart_groups.yaml")
+    gt = World(scenario, calibration).ground_truth()
+    hand = next(e for e in gt["events"] if e["kind"] == "hand_over" and e["to"] == "cat")
+    trajs = {k: np.array(v, dtype=float) for k, v in gt["trajectories"].items()}
+
+    def at(who, t_ns):
+        tr = trajs[who]
+        return np.array([np.interp(t_ns, tr[:, 0], tr[:, 1]), np.interp(t_ns, tr[:, 0], tr[:, 2])])
+    for dt in (-1.2e9, -0.6e9, 0.0):
+        assert np.linalg.norm(at(hand["shopper"], hand["t_ns"] + dt) - at("cat", hand["t_ns"] + dt)) < 0.6
+    cat = next(v for v in gt["visits"] if v["visit_id"] == "cat")
+    assert hand["sku"] in {ln["sku"] for ln in cat["lines"]}

@@ -137,7 +137,7 @@ class World:
         for s in self.scenario.shoppers:
             if s.group:
                 groups.setdefault(s.group, []).append(s)
-        for n, s in enumerate(self.scenario.shoppers):
+        for n, s in self._order():
             visit = s.group or s.id
             token = f"tok-{visit}"
             entry = store.gates[entries[n % len(entries)] if not s.group else entries[0]]
@@ -180,8 +180,12 @@ class World:
                     for unit in moved:
                         baskets[s.id].remove(unit)
                         baskets.setdefault(a.to, []).append(unit)
-                    t += 1.0
-                    traj.append([t, pos[0], pos[1]])
+                    receiver = tl.trajectories.get(a.to)
+                    if receiver and (s.group is None or s.group != self._group_of(a.to)):
+                        t, pos = self._meet(traj, t, pos, receiver)
+                    else:
+                        t += 1.0
+                        traj.append([t, pos[0], pos[1]])
                     self._event(t, s, "hand_over", a.sku, [], len(moved), 0.0, to=a.to)
                 else:
                     t, pos = self._shelf_action(s, a, t, pos, traj, baskets)
@@ -197,6 +201,42 @@ class World:
             visit["lines"] = [{"sku": sku, "name": store.products[sku].name, "qty": q}
                               for sku, q in sorted(counts.items()) if q > 0]
         tl.end_s += TAIL_S
+
+    def _group_of(self, shopper_id: str):
+        return next((s.group for s in self.scenario.shoppers if s.id == shopper_id), None)
+
+    def _order(self) -> list[tuple[int, Shopper]]:
+        """Shoppers in scenario order, except that a visit receiving a hand-over from another visit
+        is simulated first: the giver then knows where to walk to hand it over."""
+        blocks: dict[str, list[tuple[int, Shopper]]] = {}
+        for n, s in enumerate(self.scenario.shoppers):
+            blocks.setdefault(s.group or s.id, []).append((n, s))
+        order = list(blocks)
+        for _ in range(len(order)):
+            moved = False
+            for giver in list(order):
+                for _, s in blocks[giver]:
+                    for a in s.script:
+                        to = (self._group_of(a.to) or a.to) if a.kind == "hand_over" else None
+                        if to in blocks and to != giver and order.index(to) > order.index(giver):
+                            order.remove(to)
+                            order.insert(order.index(giver), to)
+                            moved = True
+            if not moved:
+                break
+        return [item for v in order for item in blocks[v]]
+
+    def _meet(self, traj, t, pos, other):
+        """Walk to another shopper and keep beside them for 1.5 s while handing something over."""
+        target = _position(other, t)
+        for _ in range(2):       # aim where they will be on arrival
+            eta = t + math.hypot(target[0] - pos[0], target[1] - pos[1]) / WALK_MPS
+            target = _position(other, eta)
+        t, pos = self._walk(traj, t, pos, target)
+        for k in range(1, 16):
+            x, y = _position(other, t + 0.1 * k)
+            traj.append([t + 0.1 * k, x + 0.35, y])
+        return t + 1.5, (traj[-1][1], traj[-1][2])
 
     def _shelf_action(self, s: Shopper, a, t, pos, traj, baskets):
         product = self.store.products[a.sku]
@@ -334,3 +374,14 @@ class World:
 
 def simulate(scenario: Scenario, calibration: Calibration) -> World:
     return World(scenario, calibration)
+
+
+def _position(traj: list, t: float) -> tuple[float, float]:
+    """Where a trajectory ([t, x, y] rows) is at time t (held at its ends)."""
+    if t <= traj[0][0]:
+        return traj[0][1], traj[0][2]
+    for (t0, x0, y0), (t1, x1, y1) in zip(traj, traj[1:]):
+        if t0 <= t <= t1:
+            f = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
+            return x0 + f * (x1 - x0), y0 + f * (y1 - y0)
+    return traj[-1][1], traj[-1][2]

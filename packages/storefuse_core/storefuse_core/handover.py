@@ -1,0 +1,53 @@
+"""Hand-overs between payers: two shoppers of different visits who stay side by side.
+
+Weight and cameras see an item leave a shelf, not which hand it ends in. When a shopper holding
+items stays within arm's length of another visit's shopper for a while, something may have
+changed hands; the receipts of both visits then need a human, unless nothing was held. Passing in
+an aisle is too short to count. Shoppers of one visit (a party) never count: their items share a
+receipt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Encounter:
+    session_a: str
+    session_b: str
+    start_ns: int
+    end_ns: int
+
+
+class HandOverWatch:
+    def __init__(self, distance_m: float = 0.9, min_s: float = 1.0, period_s: float = 0.1):
+        self.distance_m, self.min_ns, self.period_ns = distance_m, int(min_s * 1e9), int(period_s * 1e9)
+        self.close_since: dict[tuple[str, str], int] = {}
+        self.reported: set[tuple[str, str]] = set()
+        self.last_ns: int | None = None
+
+    def observe(self, stamp_ns: int, tracks) -> list[Encounter]:
+        """Confirmed tracks (session_id, x) at a camera frame; new encounters, at most once per pair."""
+        if self.last_ns is not None and stamp_ns - self.last_ns < self.period_ns:
+            return []
+        self.last_ns = stamp_ns
+        bound = [(t.session_id, float(t.x[0]), float(t.x[1])) for t in tracks if t.session_id]
+        close: set[tuple[str, str]] = set()
+        if len(bound) > 1:
+            xy = np.array([[x, y] for _, x, y in bound])
+            d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+            for i, j in zip(*np.nonzero(np.triu(d < self.distance_m, 1))):
+                a, b = sorted((bound[i][0], bound[j][0]))
+                if a != b:
+                    close.add((a, b))
+        out = []
+        for pair in sorted(close):
+            since = self.close_since.setdefault(pair, stamp_ns)
+            if stamp_ns - since >= self.min_ns and pair not in self.reported:
+                self.reported.add(pair)
+                out.append(Encounter(pair[0], pair[1], since, stamp_ns))
+        for pair in [p for p in self.close_since if p not in close]:
+            del self.close_since[pair]
+        return out
