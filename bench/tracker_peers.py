@@ -20,9 +20,10 @@ cold with the whole crowd in view).
 storefuse runs four ways: `native` (one on_detections call per camera frame, as the pipeline feeds
 it, no gate events: a pure tracker), `merged` (the peers' merged input, one call per step),
 `native+gates` (entry scans of shoppers who enter during the run are fed too, and a bound track
-is scored by the shopper identity the gate gave it, which re-identification carries over), and
-`native-vectorised`: a bench-only prototype of a faster association (bench/_peers_vectorised.py),
-reported only with the check that its tracks equal `native`'s.
+is scored by the shopper identity the gate gave it, which re-identification carries over), and,
+with --baseline FILE, `native-baseline`: the ShopperTracker of another track.py (e.g. the version
+before a speed-up) on the same input, reported with the check that its tracks equal `native`'s.
+Only storefuse: --only-storefuse (skips the peer venv and the peers).
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ SEED = 8
 SCENES = {10: (5.0, 40), 50: (25.0, 120), 100: (50.0, 220)}
 MERGE_RADIUS_M = 0.75
 PEER_MODES = ("merged", "raw")
-STOREFUSE_MODES = ("native", "merged", "native+gates", "native-vectorised")
+STOREFUSE_MODES = ("native", "merged", "native+gates")
 
 
 # ---- peer venv -----------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def make_streams(scenes: list[int], window_s: float, warmup_s: float) -> dict:
 def load_or_make_streams(scenes, window_s, warmup_s, regen: bool):
     meta_path = STREAMS.with_suffix(".json")
     key = {"scenes": scenes, "window_s": window_s, "warmup_s": warmup_s, "seed": SEED, "merge": MERGE_RADIUS_M,
-           "spec": {str(k): v for k, v in SCENES.items()}}
+           "spec": {str(k): list(v) for k, v in SCENES.items()}}   # lists: the key is compared after a JSON round trip
     if not regen and STREAMS.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key:
@@ -235,12 +236,23 @@ def storefuse_inputs(d: dict, n: int, mode: str, n_cams: int):
     return out
 
 
-def run_storefuse(d: dict, meta: dict, n: int, mode: str, warmup_steps: int, profile_steps: int = 0):
+def baseline_tracker(path: str):
+    """ShopperTracker of another track.py, loaded under its own module name."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("track_baseline", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod.ShopperTracker
+
+
+def run_storefuse(d: dict, meta: dict, n: int, mode: str, warmup_steps: int, profile_steps: int = 0,
+                  baseline: str | None = None):
     from storefuse_core.events import ENTRY, GateEvent
     from storefuse_core.layout import load_store
     from storefuse_core.track import ShopperTracker
-    if mode == "native-vectorised":
-        from _peers_vectorised import VectorisedAssociation as ShopperTracker  # noqa: F811
+    if mode == "native-baseline":
+        ShopperTracker = baseline_tracker(baseline)  # noqa: N806
     scene = meta["scenes"][str(n)]
     stamps = [int(s) for s in d[f"n{n}_stamps"]]
     inputs = storefuse_inputs(d, n, "merged" if mode == "merged" else "native", scene["cameras"])
@@ -371,28 +383,34 @@ def main() -> None:
     ap.add_argument("--regen", action="store_true", help="redraw the detection streams")
     ap.add_argument("--profile", action="store_true", help="cProfile storefuse (native) on the largest scene")
     ap.add_argument("--profile-steps", type=int, default=100, help="... over this many steps after the warm-up")
+    ap.add_argument("--baseline", help="also time this track.py's ShopperTracker (mode native-baseline)")
+    ap.add_argument("--only-storefuse", action="store_true", help="skip the peers (and their venv)")
     ap.add_argument("--out", default=str(OUT / "tracker_peers.json"))
     args = ap.parse_args()
     wall0 = time.perf_counter()
-    peer_py = ensure_peer_venv()
     streams, meta = load_or_make_streams(sorted(args.scenes), args.window_s, args.warmup_s, args.regen)
     d = dict(np.load(streams))
     warmup_steps = int(round(args.warmup_s * 10))
-    peer_out = OUT / "tracker_peers_tracks.npz"
-    subprocess.run([str(peer_py), str(ROOT / "bench" / "_peers_run.py"), str(streams), str(peer_out)], check=True)
-    res = dict(np.load(peer_out))
+    res: dict = {}
+    if not args.only_storefuse:
+        peer_py = ensure_peer_venv()
+        peer_out = OUT / "tracker_peers_tracks.npz"
+        subprocess.run([str(peer_py), str(ROOT / "bench" / "_peers_run.py"), str(streams), str(peer_out)],
+                       check=True)
+        res = dict(np.load(peer_out))
+    modes = STOREFUSE_MODES + (("native-baseline",) if args.baseline else ())
     results, profile_rows = [], []
     for n in sorted(args.scenes):
         stamps = [int(s) for s in d[f"n{n}_stamps"]]
         n_cams = meta["scenes"][str(n)]["cameras"]
         native = None
-        for mode in STOREFUSE_MODES:
+        for mode in modes:
             prof_this = args.profile and n == max(args.scenes) and mode == "native"
-            frames, ms, _, extra = run_storefuse(d, meta, n, mode, warmup_steps)
+            frames, ms, _, extra = run_storefuse(d, meta, n, mode, warmup_steps, baseline=args.baseline)
             r = summarise("storefuse", mode, n, frames, ms, meta, 1 if mode == "merged" else n_cams) | extra
             if mode == "native":
                 native = frames
-            elif mode == "native-vectorised":
+            elif mode == "native-baseline":
                 r["same_tracks_as_native"] = same_frames(native, frames)
             print(json.dumps(r), flush=True)
             results.append(r)
@@ -400,7 +418,7 @@ def main() -> None:
                 _, _, prof, _ = run_storefuse(d, meta, n, mode, warmup_steps, profile_steps=args.profile_steps)
                 text, profile_rows = profile_text(prof)
                 (OUT / "tracker_peers_profile.txt").write_text(text)
-        for mode in PEER_MODES:
+        for mode in PEER_MODES if res else ():
             for name in ("norfair", "motpy"):
                 frames, ms = peer_frames(res, f"{name}_{mode}_n{n}_", stamps, warmup_steps)
                 r = summarise(name, mode, n, frames, ms, meta, 1)
@@ -414,9 +432,11 @@ def main() -> None:
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "loadavg_1m_at_end": round(load1, 2), "loadavg_5m_at_end": round(load5, 2),
                        "note": "measured while other work shared the 2 cores"},
-           "versions": {"peer_numpy": str(res["numpy"]), "numpy": np.__version__, "norfair": "2.3.0",
+           "versions": {"peer_numpy": str(res.get("numpy", "")), "numpy": np.__version__, "norfair": "2.3.0",
                         "motpy": "0.0.10"},
-           "git": git_state(), "window_s": args.window_s, "warmup_s": args.warmup_s, "seed": SEED,
+           "git": git_state(), "baseline": args.baseline and {
+               "path": args.baseline, "sha256": hashlib.sha256(Path(args.baseline).read_bytes()).hexdigest()[:16]},
+           "window_s": args.window_s, "warmup_s": args.warmup_s, "seed": SEED,
            "merge_radius_m": MERGE_RADIUS_M, "scenes": scenes, "results": results,
            "storefuse_profile_top": profile_rows, "wall_s": round(time.perf_counter() - wall0, 1)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,18 @@ tracks as it has members); a bound track that is lost (occlusion, camera dropout
 hands its session to a new track that appears where it could have walked to and looks like it
 (the cameras' colour descriptors). Track ids are derived from stamps, so a replay names tracks
 identically.
+
+Speed (issue 6): the states of all tracked shoppers live in stacked arrays (N x 4, N x 4 x 4), so
+predict is one operation and association only solves the few pairs within walking distance. Every
+stacked step repeats the per-track numpy expression item by item (same BLAS/LAPACK call per item),
+so the tracks are bit-identical to one filter object per shopper.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -45,19 +51,52 @@ class TrackerParams:
     reid_window_s: float = 120.0     # a session unseen longer than this is not re-identified by motion
 
 
-@dataclass(eq=False)
 class Track:
-    track_id: str
-    x: np.ndarray                    # px, py, vx, vy
-    P: np.ndarray
-    born_ns: int
-    last_ns: int
-    hits: int = 1
-    state: int = TENTATIVE
-    session_id: str = ""
-    identity: str = ""               # the shopper it is (session#member), carried over on re-identification
-    history: list[tuple[int, float, float]] = field(default_factory=list)
-    appearance: np.ndarray | None = None
+    """One shopper hypothesis. While tracked, x (px, py, vx, vy) and P are views of its row in the
+    tracker's stacked arrays, read fresh on every access; once dropped it keeps copies of its last."""
+
+    def __init__(self, track_id: str, x: np.ndarray, P: np.ndarray, born_ns: int, last_ns: int, hits: int = 1,
+                 state: int = TENTATIVE, session_id: str = "", identity: str = "",
+                 history=None, appearance: np.ndarray | None = None):
+        self.track_id = track_id
+        self._x, self._P = x, P
+        self._owner: ShopperTracker | None = None
+        self._row = -1
+        self.born_ns, self.last_ns, self.hits, self.state = born_ns, last_ns, hits, state
+        self.session_id = session_id
+        self.identity = identity                                  # the shopper it is (session#member)
+        self.history: deque[tuple[int, float, float]] = deque(history or ())   # (stamp, x, y), oldest first
+        self.appearance = appearance
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x if self._owner is None else self._owner._X[self._row]
+
+    @x.setter
+    def x(self, value) -> None:
+        if self._owner is None:
+            self._x = value
+        else:
+            self._owner._X[self._row] = value
+
+    @property
+    def P(self) -> np.ndarray:
+        return self._P if self._owner is None else self._owner._P[self._row]
+
+    @P.setter
+    def P(self, value) -> None:
+        if self._owner is None:
+            self._P = value
+        else:
+            self._owner._P[self._row] = value
+
+    def __repr__(self) -> str:
+        return (f"Track({self.track_id!r}, x={self.x!r}, state={self.state}, hits={self.hits}, "
+                f"session_id={self.session_id!r}, identity={self.identity!r})")
+
+
+_H = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+_I4 = np.eye(4)
 
 
 class ShopperTracker:
@@ -71,6 +110,12 @@ class ShopperTracker:
         self.retired: list[Track] = []         # deleted bound tracks: their history still says where they were
         self.exited: set[str] = set()
         self.reidentified = 0
+        # rows 0..len(tracks)-1: tracks[i]'s state, covariance, last update and whether it is LOST
+        self._X = np.zeros((0, 4))
+        self._P = np.zeros((0, 4, 4))
+        self._seen = np.zeros(0, dtype=np.int64)
+        self._lost = np.zeros(0, dtype=bool)
+        self._pruned_ns: int | None = None
 
     # ---- inputs -------------------------------------------------------------------------------
     def on_gate(self, ev: GateEvent) -> None:
@@ -82,63 +127,108 @@ class ShopperTracker:
     def on_detections(self, stamp_ns: int, detections) -> None:
         """One camera frame's detections (objects with x, y, cov (9), score), in stamp order."""
         self._predict(stamp_ns)
-        z = np.array([[d.x, d.y] for d in detections], dtype=float).reshape(-1, 2)
-        R = [np.array(d.cov, dtype=float).reshape(3, 3)[:2, :2] + np.eye(2) * self.p.meas_floor_sd ** 2
-             for d in detections]
-        pairs = self._associate(z, R)
-        used = set()
-        for ti, di in pairs:
-            self._update(self.tracks[ti], z[di], R[di], stamp_ns, getattr(detections[di], "appearance", None))
-            used.add(di)
-        for di, d in enumerate(detections):
-            if di not in used and d.score >= self.p.min_score:
-                self._spawn(z[di], R[di], stamp_ns, getattr(d, "appearance", None))
+        if len(detections):
+            z = np.array([[d.x, d.y] for d in detections], dtype=float).reshape(-1, 2)
+            R = np.array([d.cov for d in detections], dtype=float).reshape(-1, 3, 3)[:, :2, :2] \
+                + np.eye(2) * self.p.meas_floor_sd ** 2
+            pairs = self._associate(z, R)
+            if pairs:
+                self._update_all(pairs, z, R, stamp_ns, detections)
+            used = {di for _, di in pairs}
+            for di, d in enumerate(detections):
+                if di not in used and d.score >= self.p.min_score:
+                    self._spawn(z[di], R[di], stamp_ns, getattr(d, "appearance", None))
         self._prune(stamp_ns)
 
     # ---- motion model -------------------------------------------------------------------------
     def _predict(self, stamp_ns: int) -> None:
-        if self.now_ns is not None and stamp_ns > self.now_ns:
+        n = len(self.tracks)
+        if self.now_ns is not None and stamp_ns > self.now_ns and n:
             dt = (stamp_ns - self.now_ns) / 1e9
             F = np.array([[1, 0, dt, 0], [0, 1, 0, dt], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
             q = self.p.accel_sd ** 2
             G = np.array([[dt * dt / 2, 0], [0, dt * dt / 2], [dt, 0], [0, dt]])
             Q = G @ G.T * q
             cap = self.p.max_pos_sd_m ** 2
-            for t in self.tracks:
-                t.x = F @ t.x
-                t.P = F @ t.P @ F.T + Q
-                for i in (0, 1):
-                    if t.P[i, i] > cap:               # keep the gate of a lost track finite
-                        f = math.sqrt(cap / t.P[i, i])
-                        t.P[i, :] *= f
-                        t.P[:, i] *= f
-                if t.state == LOST:
-                    t.x[2:] = 0.0                     # a lost shopper is assumed to stand still
+            X = self._X[:n]
+            X[:] = np.matmul(F, X[:, :, None])[:, :, 0]
+            P = np.matmul(np.matmul(F, self._P[:n]), F.T) + Q
+            for i in (0, 1):
+                wide = np.flatnonzero(P[:, i, i] > cap)          # keep the gate of a lost track finite
+                if len(wide):
+                    f = np.sqrt(cap / P[wide, i, i])[:, None]
+                    P[wide, i, :] *= f
+                    P[wide, :, i] *= f
+            self._P[:n] = P
+            X[self._lost[:n], 2:] = 0.0                        # a lost shopper is assumed to stand still
         self.now_ns = stamp_ns if self.now_ns is None else max(self.now_ns, stamp_ns)
 
     # ---- association ----------------------------------------------------------------------------
-    def _associate(self, z: np.ndarray, R: list[np.ndarray]) -> list[tuple[int, int]]:
-        if not len(self.tracks) or not len(z):
+    def _associate(self, z: np.ndarray, R: np.ndarray) -> list[tuple[int, int]]:
+        n, m = len(self.tracks), len(z)
+        if not n or not m:
             return []
+        X = self._X[:n]
+        rx = z[None, :, 0] - X[:, 0, None]
+        ry = z[None, :, 1] - X[:, 1, None]
+        # walking distance first (a loose bound; the exact test is math.hypot below, as the gate is)
+        reach = self.p.max_jump_m * (1 + 1e-9) + 1e-12
+        ti, di = np.nonzero(rx * rx + ry * ry <= reach * reach)
+        if not len(ti):
+            return []
+        near = [k for k, (a, b) in enumerate(zip(rx[ti, di].tolist(), ry[ti, di].tolist()))
+                if math.hypot(a, b) <= self.p.max_jump_m]
+        if not near:
+            return []
+        ti, di = ti[near], di[near]
+        S = self._P[ti, :2, :2] + R[di]
+        r = z[di] - X[ti, :2]
+        # Mahalanobis gate in closed form; a pair this cannot call either way gets the exact solve
+        a, b, c, d = S[:, 0, 0], S[:, 0, 1], S[:, 1, 0], S[:, 1, 1]
+        ex, ey = r[:, 0], r[:, 1]
+        d2 = (ex * (d * ex - b * ey) + ey * (a * ey - c * ex)) / (a * d - b * c)
+        gate = self.p.gate_chi2
+        unsure = np.abs(d2 - gate) <= 1e-6 * gate
+        if unsure.any():
+            d2[unsure] = self._mahalanobis(S[unsure], r[unsure])
+        inside = d2 <= gate
+        edges = list(zip(ti[inside].tolist(), di[inside].tolist()))
+        if not edges:
+            return []
+        if len({i for i, _ in edges}) == len(edges) == len({j for _, j in edges}):
+            return sorted(edges)        # no two claims on one track or detection: every pair is assigned
+        S, r = S[inside], r[inside]
         big = 1e6
-        cost = np.full((len(self.tracks), len(z)), big)
-        for i, t in enumerate(self.tracks):
-            for j in range(len(z)):
-                S = t.P[:2, :2] + R[j]
-                r = z[j] - t.x[:2]
-                d2 = float(r @ np.linalg.solve(S, r))
-                if d2 <= self.p.gate_chi2 and math.hypot(r[0], r[1]) <= self.p.max_jump_m:
-                    cost[i, j] = d2 + math.log(np.linalg.det(S))
+        cost = np.full((n, m), big)
+        for (i, j), d2k, det in zip(edges, self._mahalanobis(S, r), np.linalg.det(S).tolist()):
+            cost[i, j] = d2k + math.log(det)
         rows, cols = linear_sum_assignment(cost)
         return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
 
+    @staticmethod
+    def _mahalanobis(S: np.ndarray, r: np.ndarray) -> list[float]:
+        """r' S^-1 r by LAPACK, the gate's and the assignment cost's reference value."""
+        return np.matmul(r[:, None, :], np.linalg.solve(S, r[:, :, None]))[:, 0, 0].tolist()
+
     # ---- processor ----------------------------------------------------------------------------
-    def _update(self, t: Track, z: np.ndarray, R: np.ndarray, stamp_ns: int, appearance=None) -> None:
-        H = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
-        S = H @ t.P @ H.T + R
-        K = t.P @ H.T @ np.linalg.inv(S)
-        t.x = t.x + K @ (z - H @ t.x)
-        t.P = (np.eye(4) - K @ H) @ t.P
+    def _update_all(self, pairs: list[tuple[int, int]], z: np.ndarray, R: np.ndarray, stamp_ns: int,
+                    detections) -> None:
+        """Kalman update of every matched track at once (each track appears once); the bookkeeping
+        then runs pair by pair, as binding reads the other tracks."""
+        ti = np.array([i for i, _ in pairs])
+        di = np.array([j for _, j in pairs])
+        X, P = self._X[ti], self._P[ti]
+        S = np.matmul(np.matmul(_H, P), _H.T) + R[di]
+        K = np.matmul(np.matmul(P, _H.T), np.linalg.inv(S))
+        X = X + np.matmul(K, z[di][:, :, None] - np.matmul(_H, X[:, :, None]))[:, :, 0]
+        P = np.matmul(_I4 - np.matmul(K, _H), P)
+        for k, (i, j) in enumerate(pairs):
+            self._X[i] = X[k]
+            self._P[i] = P[k]
+            self._seen[i] = stamp_ns
+            self._after_update(self.tracks[i], stamp_ns, getattr(detections[j], "appearance", None))
+
+    def _after_update(self, t: Track, stamp_ns: int, appearance=None) -> None:
         t.hits += 1
         t.last_ns = stamp_ns
         self._look(t, appearance)
@@ -147,13 +237,16 @@ class ShopperTracker:
             self._bind(t)
         elif t.state == LOST:           # seen again: it keeps whatever identity it still has
             t.state = CONFIRMED
-        t.history.append((stamp_ns, float(t.x[0]), float(t.x[1])))
+            self._lost[t._row] = False
+        x = t.x
+        t.history.append((stamp_ns, float(x[0]), float(x[1])))
         horizon = stamp_ns - int(self.p.history_s * 1e9)
         while t.history and t.history[0][0] < horizon:
-            t.history.pop(0)
+            t.history.popleft()
 
     def _look(self, t: Track, appearance) -> None:
-        if appearance is None or len(appearance) == 0 or not np.any(appearance):
+        if appearance is None or len(appearance) == 0 or \
+                not (appearance.any() if isinstance(appearance, np.ndarray) else np.any(appearance)):
             return
         a = np.asarray(appearance, dtype=np.float64)
         t.appearance = a if t.appearance is None else \
@@ -166,7 +259,22 @@ class ShopperTracker:
         t = Track(track_id, np.array([z[0], z[1], 0.0, 0.0]), P, stamp_ns, stamp_ns,
                   identity=track_id, history=[(stamp_ns, float(z[0]), float(z[1]))])
         self._look(t, appearance)
+        self._attach(t)
         self.tracks.append(t)
+
+    def _attach(self, t: Track) -> None:
+        """Give t the next row of the stacked arrays (doubling them when full)."""
+        row = len(self.tracks)
+        if row == len(self._X):
+            cap = max(16, 2 * row)
+            for name in ("_X", "_P", "_seen", "_lost"):
+                old = getattr(self, name)
+                new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
+                new[:row] = old[:row]
+                setattr(self, name, new)
+        self._X[row], self._P[row] = t._x, t._P
+        self._seen[row], self._lost[row] = t.last_ns, t.state == LOST
+        t._owner, t._row, t._x, t._P = self, row, None, None
 
     def _bind(self, t: Track) -> None:
         """Give a newly confirmed track its session: from a fresh entry scan, or from a lost shopper
@@ -220,19 +328,42 @@ class ShopperTracker:
             self.reidentified += 1
 
     def _prune(self, stamp_ns: int) -> None:
-        keep = []
+        n = len(self.tracks)
+        # after a prune at this stamp, only tracks updated or born at it have changed: none is due
+        again = stamp_ns == self._pruned_ns and self.p.lost_after_s >= 0 and self.p.delete_after_s >= 0
+        if n and not again:
+            # nothing to do unless a track is due to be dropped or lost (the loop below decides)
+            unseen = (stamp_ns - self._seen[:n]) / 1e9
+            if ((unseen > self.p.delete_after_s) | ((unseen > self.p.lost_after_s) & ~self._lost[:n])).any():
+                self._prune_tracks(stamp_ns)
+        self._pruned_ns = stamp_ns
+        if self.retired:
+            horizon = stamp_ns - int(self.p.reid_window_s * 1e9)
+            self.retired = [t for t in self.retired if t.last_ns >= horizon and t.session_id not in self.exited]
+
+    def _prune_tracks(self, stamp_ns: int) -> None:
+        keep, rows = [], []
         for t in self.tracks:
             unseen = (stamp_ns - t.last_ns) / 1e9
             if unseen > self.p.delete_after_s and t.session_id:
                 self.retired.append(t)
             if unseen > self.p.delete_after_s or (t.state == TENTATIVE and unseen > self.p.lost_after_s):
+                t._x, t._P = self._X[t._row].copy(), self._P[t._row].copy()
+                t._owner, t._row = None, -1
                 continue
             if unseen > self.p.lost_after_s:
                 t.state = LOST
+                self._lost[t._row] = True
             keep.append(t)
+            rows.append(t._row)
+        m = len(keep)
+        if m < len(self.tracks):
+            rows = np.array(rows, dtype=np.intp)
+            for arr in (self._X, self._P, self._seen, self._lost):
+                arr[:m] = arr[rows]
+            for k, t in enumerate(keep):
+                t._row = k
         self.tracks = keep
-        horizon = stamp_ns - int(self.p.reid_window_s * 1e9)
-        self.retired = [t for t in self.retired if t.last_ns >= horizon and t.session_id not in self.exited]
 
     # ---- outputs ------------------------------------------------------------------------------
     def confirmed(self) -> list[Track]:
