@@ -39,7 +39,7 @@ class IdentityGuard:
         self.swaps = 0
         self.entries: list[tuple[int, str, str]] = []      # (stamp, gate, session) of recent scans in
 
-    def on_entry(self, stamp_ns: int, gate_id: str, session_id: str, together_s: float = 2.0) -> None:
+    def on_entry(self, stamp_ns: int, gate_id: str, session_id: str, together_s: float = 0.8) -> None:
         self.entries = [e for e in self.entries if stamp_ns - e[0] <= int(together_s * 1e9)]
         for _, gate, other in self.entries:
             if gate == gate_id and other != session_id:
@@ -84,6 +84,14 @@ class IdentityGuard:
                 continue
             del self.at_risk[pair]
             out.append(self._check(bound[i], bound[j], stamp_ns))
+        return out
+
+    def leaving(self, session_id: str, stamp_ns: int) -> list[IdentityCheck]:
+        """A visit exits while still at risk with another (never seen apart): who was who is unknown."""
+        out = []
+        for pair in sorted(p for p in self.at_risk if session_id in p):
+            del self.at_risk[pair]
+            out.append(IdentityCheck(pair[0], pair[1], stamp_ns, False, False, 0.0, 0.0))
         return out
 
     def _check(self, ta, tb, stamp_ns: int) -> IdentityCheck:

@@ -7,12 +7,16 @@ tracks near the plate when the change started say who the payer is.
 """
 from __future__ import annotations
 
-from storefuse_core.events import OPEN, GateEvent, Receipt, ShelfEvent
+import math
+
+from storefuse_core.events import ENTRY, OPEN, GateEvent, Receipt, ShelfEvent
+from storefuse_core.handover import HandOverWatch
+from storefuse_core.identity import IdentityGuard
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 from storefuse_core.receipt import ReceiptBook
 from storefuse_core.reorder import ReorderBuffer
-from storefuse_core.track import ShopperTracker
+from storefuse_core.track import TENTATIVE, ShopperTracker, Whereabouts
 
 
 def sources_for(store: Store) -> list[str]:
@@ -37,6 +41,8 @@ class FusionPipeline:
         self.received: dict[str, int] = {}
         self.pending: dict[str, tuple[int, int]] = {}
         self.tracker = ShopperTracker(store)
+        self.handovers = HandOverWatch()
+        self.identities = IdentityGuard()
         self.book.locate = self._locate
         # Track snapshots per camera frame, for IDF1/MOTA: only when asked (replay/eval); a live
         # node would otherwise grow this list for as long as it runs.
@@ -57,7 +63,19 @@ class FusionPipeline:
         self.buffer.advance(camera_id, stamp_ns)
 
     def _locate(self, x: float, y: float, t0_ns: int, t1_ns: int):
-        return self.tracker.whereabouts(x, y, t0_ns, t1_ns)
+        """Per session, what its tracks say about (x, y) in the window; under "" the nearest track
+        nobody is bound to (someone is there, but the cameras lost who)."""
+        where = self.tracker.whereabouts(x, y, t0_ns, t1_ns)
+        best = None
+        for t in self.tracker.tracks:
+            if t.session_id or t.state == TENTATIVE:
+                continue
+            ds = [math.hypot(px - x, py - y) for ts, px, py in t.history if t0_ns <= ts <= t1_ns]
+            if ds and (best is None or sum(ds) / len(ds) < best.mean):
+                best = Whereabouts(closest=min(ds), mean=sum(ds) / len(ds))
+        if best is not None:
+            where[""] = best
+        return where
 
     def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
         """Apply a source's watermark once all the items it published before it have arrived."""
@@ -84,6 +102,15 @@ class FusionPipeline:
         for item in items:
             if isinstance(item, _Frame):
                 self.tracker.on_detections(item.stamp_ns, item.detections)
+                confirmed = self.tracker.confirmed()
+                for check in self.identities.observe(item.stamp_ns, confirmed):
+                    r = self.book.apply_identity_check(check)
+                    if r is not None:
+                        out.append(r)
+                for enc in self.handovers.observe(item.stamp_ns, confirmed):
+                    r = self.book.apply_encounter(enc)
+                    if r is not None:
+                        out.append(r)
                 if not self.record_tracks:
                     continue
                 snap = (item.stamp_ns, [(t.identity, float(t.x[0]), float(t.x[1])) for t in self.tracker.confirmed()])
@@ -94,6 +121,14 @@ class FusionPipeline:
                 continue
             if isinstance(item, GateEvent):
                 self.tracker.on_gate(item)
+                if item.direction == ENTRY:
+                    self.identities.on_entry(item.stamp_ns, item.gate_id, item.session_id)
+                else:
+                    leaving = self.book.session_for_exit(item)
+                    for check in self.identities.leaving(leaving, item.stamp_ns) if leaving else ():
+                        r = self.book.apply_identity_check(check)
+                        if r is not None:
+                            out.append(r)
             r = self.book.apply_gate(item) if isinstance(item, GateEvent) else self.book.apply_shelf(item)
             if r is not None:
                 out.append(r)

@@ -201,6 +201,11 @@ class ReceiptBook:
     def open_sessions(self) -> list[str]:
         return [s.session_id for s in self.sessions.values() if not s.closed]
 
+    def session_for_exit(self, ev: GateEvent) -> str | None:
+        """The open session an EXIT scan will close (None if it matches none)."""
+        s = self._exit_session(ev)
+        return s.session_id if s is not None else None
+
     def _exit_session(self, ev: GateEvent) -> _Session | None:
         open_ = [s for s in self.sessions.values() if not s.closed and s.entry_ns <= ev.stamp_ns]
         by_token = [s for s in open_ if s.token_hash == ev.token_hash]

@@ -37,9 +37,10 @@ class TrackerParams:
     gate_chi2: float = 13.8          # 2 dof, 99.9 %: detections farther than this are not this track
     max_jump_m: float = 1.5          # ... nor any farther than this, however uncertain the track
     max_pos_sd_m: float = 1.0        # a coasting track's uncertainty stops growing here
-    min_score: float = 0.3           # weaker detections update tracks but never start one
+    min_score: float = 0.5           # weaker detections update tracks but never start one
     meas_floor_sd: float = 0.2       # m: cameras disagree by this much on where one person stands
-    confirm_hits: int = 3            # tentative until updated this often
+    confirm_hits: int = 3            # tentative until updated this often ...
+    confirm_span_s: float = 0.25     # ... over at least this long (one instant seen by 3 cameras is not enough)
     lost_after_s: float = 1.0        # unseen this long: LOST (kept for re-identification)
     delete_after_s: float = 20.0     # unseen this long: gone
     entry_radius_m: float = 2.5      # a track born this close to an entry gate ...
@@ -232,7 +233,8 @@ class ShopperTracker:
         t.hits += 1
         t.last_ns = stamp_ns
         self._look(t, appearance)
-        if t.state == TENTATIVE and t.hits >= self.p.confirm_hits:
+        if t.state == TENTATIVE and t.hits >= self.p.confirm_hits and \
+                stamp_ns - t.born_ns >= int(self.p.confirm_span_s * 1e9):
             t.state = CONFIRMED
             self._bind(t)
         elif t.state == LOST:           # seen again: it keeps whatever identity it still has

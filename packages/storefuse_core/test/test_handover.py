@@ -69,9 +69,19 @@ def test_a_swap_while_close_is_undone_by_colour():
 def test_visits_scanned_in_together_are_checked_and_go_to_review_when_colour_cannot_tell():
     guard = IdentityGuard()
     guard.on_entry(T0, "gate_entry_1", "a")
-    guard.on_entry(T0 + STEP, "gate_entry_1", "b")
+    guard.on_entry(T0 + 3 * STEP, "gate_entry_1", "b")
     checks = []
     for k in range(2, 30):       # they walk in as one crowd, then part: no reference was ever learnt
         dx = 0.3 if k < 10 else 0.3 + 0.3 * (k - 10)
         checks += guard.observe(T0 + k * STEP, [Tr("a", 5.0, 1.0, look(3)), Tr("b", 5.0 + dx, 1.0, look(3))])
     assert len(checks) == 1 and not checks[0].conclusive and not checks[0].swapped
+
+
+def test_a_pair_still_at_risk_when_one_leaves_is_undecided():
+    guard = IdentityGuard()
+    guard.on_entry(T0, "gate_entry_1", "a")
+    guard.on_entry(T0 + 2 * STEP, "gate_entry_1", "b")
+    guard.on_entry(T0 + 30 * STEP, "gate_entry_1", "c")         # much later: not with them
+    checks = guard.leaving("a", T0 + 100 * STEP)
+    assert [(c.session_a, c.session_b, c.conclusive) for c in checks] == [("a", "b", False)]
+    assert guard.leaving("b", T0 + 101 * STEP) == [] and guard.leaving("c", T0 + 102 * STEP) == []
