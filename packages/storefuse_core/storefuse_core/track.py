@@ -278,6 +278,10 @@ class ShopperTracker:
         self._seen[row], self._lost[row] = t.last_ns, t.state == LOST
         t._owner, t._row, t._x, t._P = self, row, None, None
 
+    def _at_gate(self, point, ev: GateEvent) -> bool:
+        gate = self.store.gates.get(ev.gate_id)
+        return gate is not None and math.hypot(point[1] - gate.x, point[2] - gate.y) <= self.p.entry_radius_m
+
     def _bind(self, t: Track) -> None:
         """Give a newly confirmed track its session: from a fresh entry scan, or from a lost shopper
         it could be (reachable on foot since last seen, and looking alike when both have colour)."""
@@ -290,10 +294,14 @@ class ShopperTracker:
                 continue
             if math.hypot(born[1] - gate.x, born[2] - gate.y) <= self.p.entry_radius_m:
                 eligible.append(entry)
-        # people are seen just after they scan: the latest scan before the track was born is theirs
-        before = [e for e in eligible if e[0].stamp_ns <= born[0]]
-        if before or eligible:
-            entry = max(before, key=lambda e: e[0].stamp_ns) if before else eligible[0]
+        # people walk through a gate in the order they scanned: a track takes the scan whose place in
+        # the queue matches the number of unnamed tracks born at the gate before it
+        if eligible:
+            slots = [e for e in sorted(eligible, key=lambda e: e[0].stamp_ns) for _ in range(e[1])]
+            ahead = sum(1 for o in self.tracks if o is not t and not o.session_id and o.history
+                        and born[0] - self.p.entry_window_s * 1e9 <= o.history[0][0] < born[0]
+                        and any(self._at_gate(o.history[0], e[0]) for e in eligible))
+            entry = slots[min(ahead, len(slots) - 1)]
             ev = entry[0]
             member = self.members.get(ev.session_id, 0)
             self.members[ev.session_id] = member + 1
