@@ -146,27 +146,20 @@ def evaluate(scenario: Path = typer.Option(..., "--scenario"), seeds: int = type
 @app.command()
 def record(out: Path = typer.Option(..., "--out", help="bag folder to create"),
            topics: Optional[List[str]] = typer.Option(None, "--topic", help="topic to record (repeatable)"),
-           store: str = typer.Option("minimart")):
+           store: str = typer.Option("minimart"),
+           compression: str = typer.Option("zstd", help="MCAP chunk compression: zstd or none"),
+           split_mb: float = typer.Option(0.0, "--split-mb", help="start a new file past this many MB (0: never)"),
+           split_s: float = typer.Option(0.0, "--split-s", help="start a new file every this many seconds"),
+           duration: Optional[float] = typer.Option(None, help="stop after this many seconds (default: Ctrl-C)"),
+           progress: bool = typer.Option(True, help="live progress table on stderr"),
+           as_json: bool = typer.Option(False, "--json", help="last line: JSON summary (counts, dropped, files)")):
     """Record storefuse topics from the running graph into a rosbag2 folder (Ctrl-C to stop)."""
-    import subprocess
-
-    from storefuse_tools.launch_runner import load_launch  # noqa: F401  (same package lookup)
-    from storefuse_tools.paths import ros_env
-    exe = None
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        cand = Path(prefix) / "lib" / "storefuse_nodes" / "recorder"
-        if cand.is_file():
-            exe = cand
-            break
-    if exe is None:
-        _fail("recorder node not found: source scripts/env.sh")
-    args = [str(exe), "--ros-args", "-p", f"out:={out}", "-p", f"store:={store}"]
-    if topics:
-        args += ["-p", "topics:=[" + ",".join(topics) + "]"]
-    try:
-        raise typer.Exit(subprocess.call(args, env=ros_env()))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    from storefuse_tools.record import record as run_record
+    if compression not in ("zstd", "none"):
+        _fail(f"--compression must be zstd or none, not {compression!r}")
+    if out.exists():
+        _fail(f"{out} already exists; rosbag2 never overwrites a bag")
+    raise typer.Exit(run_record(out, topics, store, compression, split_mb, split_s, duration, progress, as_json))
 
 
 def _same_lines(a, b) -> bool:
@@ -179,6 +172,12 @@ from storefuse_tools.store_commands import register  # noqa: E402, I001
 register(app)
 from storefuse_tools.calibrate import register as register_calibrate  # noqa: E402, I001
 register_calibrate(app)
+from storefuse_tools.play import register as register_play  # noqa: E402, I001
+register_play(app)
+from storefuse_tools.check_camera import register as register_check_camera  # noqa: E402, I001
+register_check_camera(app)
+from storefuse_tools.explain import register as register_explain  # noqa: E402, I001
+register_explain(app)
 
 
 def main() -> None:
