@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import heapq
 import math
 from pathlib import Path
 
@@ -202,13 +203,24 @@ def read_plates(dataset_dir: Path) -> dict[str, np.ndarray]:
     return out
 
 
+VIDEO_CAMERAS = ("cam1", "cam3", "cam5", "cam7")      # the test's videos/<cam>.mp4
+VIDEO_MODES = ("none", "detections", "images")
+
+
 def plates_to_bag(dataset_dir: str | Path, out: str | Path, store_name: str = "aifi", rate_hz: float = 60.0,
-                  block_samples: int = 6) -> dict:
+                  block_samples: int = 6, videos: str = "none", image_every: int = 1, jpeg_quality: int = 80) -> dict:
     """The recorded plates as PlateWeights blocks on the `aifi` store's boards, one bag.
 
     Plates were logged each with their own clock ticks; a board samples all its plates at once, so
     each board's plates are put on one 60 Hz grid (the latest reading at each tick), as the board
     would have reported them. Plates the layout has but the recording lacks are flagged dead.
+
+    `videos`: "detections" runs the camera node's detector (default settings, cold start) over each
+    video and writes its PersonDetections; "images" writes every `image_every`-th frame as a JPEG
+    CompressedImage (the simulator's `--frames` topic) for a live camera pipeline to detect on. The
+    dataset gives no video start time, only "same time span as the plates": frame 0 is put at the
+    bag's first plate sample and frame k at + k / fps (the videos, ~33.9 s, and the plates, 33.6 s,
+    then end within 0.3 s of each other). All topics are merged in stamp order as they are written.
     """
     from storefuse_core import topics
     from storefuse_core.bag import BagWriter
@@ -227,8 +239,21 @@ def plates_to_bag(dataset_dir: str | Path, out: str | Path, store_name: str = "a
     t1 = min(d[-1, 0] for d in plates.values())
     grid = np.arange(int(np.ceil(t0 * rate_hz)), int(np.floor(t1 * rate_hz)) + 1) / rate_hz
     stamps = np.round(grid * 1e6).astype(np.int64) * 1000
+    if videos not in VIDEO_MODES:
+        raise StorefuseError(f"--videos {videos!r}: expected one of {', '.join(VIDEO_MODES)}")
+    if image_every < 1:
+        raise StorefuseError("image_every must be >= 1")
+    video_paths = {}
+    if videos != "none":
+        for cid in VIDEO_CAMERAS:
+            path = Path(dataset_dir) / "videos" / f"{cid}.mp4"
+            if not path.is_file():
+                raise StorefuseError(f"{dataset_dir}: no videos/{cid}.mp4 (needed for --videos {videos})")
+            if cid not in store.cameras:
+                raise StorefuseError(f"store {store.name!r} has no camera {cid!r} for videos/{cid}.mp4")
+            video_paths[cid] = path
     params = ShelfParams()
-    counts = {}
+    counts: dict[str, int] = {}
     with BagWriter(Path(out), bag_custom_data(store, params) | {"storefuse.source": "aifi-autocheckout"}) as bag:
         f = rosbags_factory(bag.typestore)
         for board in store.boards:
@@ -247,13 +272,54 @@ def plates_to_bag(dataset_dir: str | Path, out: str | Path, store_name: str = "a
                 k = np.clip(np.searchsorted(d[:, 0], grid, side="right") - 1, 0, len(d) - 1)
                 mat[:, j] = d[k, 1]
             columns[board] = (mat, status)
-        for start in range(0, len(grid) - block_samples + 1, block_samples):
-            sl = slice(start, start + block_samples)
-            for board in store.boards:
-                mat, status = columns[board]
-                block = PlateBlock(board, start + 1, stamps[sl], mat[sl], status)
-                bag.write(topics.PLATE_WEIGHTS, topics.TYPES[topics.PLATE_WEIGHTS], int(stamps[sl][0]),
-                          block_to_msg(f, block, f"{board.removeprefix('scale_')}_link"))
-                counts[board] = counts.get(board, 0) + 1
+
+        def blocks():
+            for start in range(0, len(grid) - block_samples + 1, block_samples):
+                sl = slice(start, start + block_samples)
+                for board in store.boards:
+                    mat, status = columns[board]
+                    block = PlateBlock(board, start + 1, stamps[sl], mat[sl], status)
+                    yield (int(stamps[sl][0]), 0, board, topics.PLATE_WEIGHTS, topics.TYPES[topics.PLATE_WEIGHTS],
+                           block_to_msg(f, block, f"{board.removeprefix('scale_')}_link"))
+
+        streams = [blocks()] + [_video_messages(f, store, cid, path, int(stamps[0]), videos, image_every,
+                                                jpeg_quality) for cid, path in video_paths.items()]
+        frames: dict[str, int] = {}
+        people: dict[str, int] = {}
+        for stamp, _, key, topic, msgtype, msg in heapq.merge(*streams, key=lambda m: m[:3]):
+            bag.write(topic, msgtype, stamp, msg)
+            counts[key] = counts.get(key, 0) + 1
+            if topic.startswith(f"{topics.NS}/cameras/"):
+                frames[key] = frames.get(key, 0) + 1
+                people[key] = people.get(key, 0) + len(getattr(msg, "detections", ()))
     return {"plates": len(plates), "samples": len(grid), "start_ns": int(stamps[0]), "end_ns": int(stamps[-1]),
-            "blocks": sum(counts.values())}
+            "blocks": sum(n for k, n in counts.items() if k in store.boards), "videos": videos,
+            "frames": frames, "detections": people if videos == "detections" else {}}
+
+
+def _video_messages(f, store, camera_id: str, path: Path, start_ns: int, videos: str, image_every: int,
+                    jpeg_quality: int):
+    """(stamp, 1, camera, topic, type, msg) per frame of one video, in frame order (for heapq.merge)."""
+    import cv2
+
+    from storefuse_core import topics
+    from storefuse_core.convert import detections_to_msg, image_to_msg
+    from storefuse_core.vision.camera import cameras_of
+    from storefuse_core.vision.person import PersonDetector
+    from storefuse_core.vision.video import read_frames
+
+    cam = cameras_of(store, "rgb")[camera_id]
+    detector = PersonDetector(cam) if videos == "detections" else None
+    for index, stamp, image in read_frames(path, start_ns):
+        if image.shape[:2] != (cam.height, cam.width):
+            raise StorefuseError(f"{path}: frame {index} is {image.shape[1]}x{image.shape[0]}, layout camera "
+                                 f"{camera_id} is {cam.width}x{cam.height}")
+        if detector is not None:
+            msg = detections_to_msg(f, camera_id, stamp, detector.detect(image, stamp))
+            yield stamp, 1, camera_id, topics.camera_topic(camera_id), topics.DETECTIONS_TYPE, msg
+        elif index % image_every == 0:
+            ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            if not ok:
+                raise StorefuseError(f"{path}: frame {index} could not be JPEG-encoded")
+            yield (stamp, 1, camera_id, topics.camera_topic(camera_id, "image/compressed"), topics.IMAGE_TYPE,
+                   image_to_msg(f, camera_id, stamp, jpg.tobytes()))

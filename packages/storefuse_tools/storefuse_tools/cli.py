@@ -94,16 +94,24 @@ def demo(scenario: Optional[Path] = typer.Option(None, help="scenario YAML (defa
 
 @app.command(name="import-aifi")
 def import_aifi(dataset: Path = typer.Argument(..., help="the AiFi AutoCheckout test folder (plates/, products.csv)"),
-                out: Path = typer.Option(..., "--out", help="bag folder to create")):
-    """Real AiFi AutoCheckout shelf data to a bag of PlateWeights on the `aifi` store."""
+                out: Path = typer.Option(..., "--out", help="bag folder to create"),
+                videos: str = typer.Option("none", "--videos",
+                                           help="also videos/cam{1,3,5,7}.mp4: detections (the camera node's detector "
+                                                "run here), images (JPEG CompressedImage) or none"),
+                image_every: int = typer.Option(1, "--image-every", help="with --videos images: every Nth frame"),
+                jpeg_quality: int = typer.Option(80, "--jpeg-quality", help="with --videos images")):
+    """Real AiFi AutoCheckout shelf data (and, on request, its camera videos) to a bag on the `aifi` store."""
     from storefuse_core.aifi import plates_to_bag
     from storefuse_core.errors import StorefuseError
     try:
-        info = plates_to_bag(dataset, out)
+        info = plates_to_bag(dataset, out, videos=videos, image_every=image_every, jpeg_quality=jpeg_quality)
     except StorefuseError as exc:
         _fail(str(exc))
     typer.echo(f"{out}: {info['plates']} plates, {info['samples']} samples each "
                f"({(info['end_ns'] - info['start_ns']) / 1e9:.1f} s), {info['blocks']} PlateWeights blocks")
+    for cid, n in sorted(info["frames"].items()):
+        extra = f", {info['detections'][cid]} detections" if videos == "detections" else ""
+        typer.echo(f"{cid}: {n} {'frames' if videos == 'detections' else 'images'}{extra}")
 
 
 @app.command(name="eval")
