@@ -2,7 +2,7 @@
 
 The bag is replayed through the very pipeline that billed it (replay.py) while its decisions are
 watched as they are made: for every shelf change, who was inside, what the cameras said about the
-plate, and each session's share of the blame from ReceiptBook.attribution_weights itself, so the
+plate, and each session's share of the blame from ReceiptBook.attribution itself, so the
 numbers shown are the ones that picked the payer (each is checked against the payer, probability
 and other sessions' shares the ledger recorded). A second pass cuts the plates' calibrated weights around the session's
 changes; write_png draws it all for a person.
@@ -24,7 +24,6 @@ from storefuse_core.errors import StorefuseError
 from storefuse_core.events import PICK, ShelfEvent
 from storefuse_core.layout import Store
 from storefuse_core.pipeline import FusionPipeline
-from storefuse_core.receipt import PUT_BACK_MIN_PROBABILITY
 from storefuse_core.replay import ReplayResult, replay_bag, store_of_bag
 
 WINDOW_S = 5.0      # weight trace and tracks shown this long before the change starts and after it settles
@@ -45,8 +44,10 @@ class Blame:
     inside: list[str]                     # every open session inside when the change started
     pool: list[tuple[str, int]]           # (session, entry_ns) the payer is chosen from
     holders: bool                         # a put-back: the pool is the sessions holding a candidate
-    weights: dict[str, float] | None      # ReceiptBook.attribution_weights (None: no camera evidence)
+    weights: dict[str, float] | None      # the cameras' weights (None: no camera evidence)
     where: dict                           # what tracking said per session (track.Whereabouts)
+    payer: str
+    shares: dict[str, float]              # probability per pool session
 
 
 @dataclass
@@ -59,40 +60,21 @@ class Evidence:
     blames: dict[str, Blame]              # by shelf event id
 
 
-def _holds(session, c) -> bool:
-    """receipt.py's put-back rule: the session holds at least this candidate's quantity."""
-    line = session.lines.get(c.sku)
-    return c.probability >= PUT_BACK_MIN_PROBABILITY and line is not None and line.qty >= c.qty
-
-
 def _watch(pipeline: FusionPipeline) -> dict[str, Blame]:
-    """Wraps the book's shelf input (and its tracking lookup) to note each change's blame first."""
+    """Wraps the book's shelf input to note each change's blame (ReceiptBook.attribution, the
+    very answer the book is about to act on) before the book applies it."""
     book = pipeline.book
     blames: dict[str, Blame] = {}
-    seen: dict = {}
-    apply_shelf, locate = book.apply_shelf, book.locate
-
-    def spy(*args):
-        seen["where"] = locate(*args)
-        return seen["where"]
+    apply_shelf = book.apply_shelf
 
     def watched(ev: ShelfEvent):
         inside = [s for s in book.sessions.values() if not s.closed and s.entry_ns <= ev.start_ns]
         if inside and ev.event_id not in blames:
-            pool, holders = inside, False
-            if ev.kind != PICK:
-                held = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
-                if held:
-                    pool, holders = held, True
-            seen.clear()
-            weights = book.attribution_weights(pool, ev)
-            blames[ev.event_id] = Blame([s.session_id for s in inside], [(s.session_id, s.entry_ns) for s in pool],
-                                        holders, dict(weights) if weights is not None else None,
-                                        dict(seen.get("where") or {}))
+            a = book.attribution(inside, ev)
+            blames[ev.event_id] = Blame([s.session_id for s in inside], [(s.session_id, s.entry_ns) for s in a.pool],
+                                        a.holders, a.weights, dict(a.where), a.payer.session_id, a.shares)
         return apply_shelf(ev)
 
-    if locate is not None:
-        book.locate = spy
     book.apply_shelf = watched
     return blames
 
@@ -110,25 +92,18 @@ def gather(path: str | Path, store_name: str | None = None) -> Evidence:
 
 
 def shares(blame: Blame) -> tuple[str, dict[str, float], str]:
-    """The payer, every candidate session's probability, and how it was decided (the book's rule:
-    weights from the cameras when there are any, else the latest arrival at 1/n)."""
+    """The payer, every candidate session's probability, and how it was decided."""
     ids = [sid for sid, _ in blame.pool]
-    entry = dict(blame.pool)
     if blame.weights is None:
-        payer = max(ids, key=lambda sid: (entry[sid], sid))
-        scores = {sid: 1.0 / len(ids) for sid in ids}
         if len(ids) == 1:
             method = "holds the item" if blame.holders else "only one inside"
         else:
             method = "latest arrival (no camera evidence)"
-        return payer, scores, method
-    total = sum(blame.weights.values()) or 1.0
-    scores = {sid: blame.weights.get(sid, 0.0) / total for sid in ids}
-    payer = max(ids, key=lambda sid: (blame.weights.get(sid, 0.0), entry[sid], sid))
+        return blame.payer, dict(blame.shares), method
     method = "cameras, among holders" if blame.holders else "cameras"
-    if sum(1 for sid in ids if scores[sid] == scores[payer]) > 1:
+    if sum(1 for sid in ids if blame.shares[sid] == blame.shares[blame.payer]) > 1:
         method += "; a tie, so the latest arrival"
-    return payer, scores, method
+    return blame.payer, dict(blame.shares), method
 
 
 def sessions(ev: Evidence) -> list[dict]:

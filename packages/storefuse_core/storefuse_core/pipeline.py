@@ -7,8 +7,6 @@ tracks near the plate when the change started say who the payer is.
 """
 from __future__ import annotations
 
-import math
-
 from storefuse_core.events import ENTRY, OPEN, GateEvent, Receipt, ShelfEvent
 from storefuse_core.handover import HandOverWatch
 from storefuse_core.identity import IdentityGuard
@@ -16,7 +14,7 @@ from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 from storefuse_core.receipt import ReceiptBook
 from storefuse_core.reorder import ReorderBuffer
-from storefuse_core.track import TENTATIVE, ShopperTracker, Whereabouts
+from storefuse_core.track import ShopperTracker
 
 
 def sources_for(store: Store) -> list[str]:
@@ -43,7 +41,7 @@ class FusionPipeline:
         self.tracker = ShopperTracker(store)
         self.handovers = HandOverWatch()
         self.identities = IdentityGuard()
-        self.book.locate = self._locate
+        self.book.locate = self.tracker.whereabouts
         # Track snapshots per camera frame, for IDF1/MOTA: only when asked (replay/eval); a live
         # node would otherwise grow this list for as long as it runs.
         self.record_tracks = False
@@ -61,21 +59,6 @@ class FusionPipeline:
         """A camera frame's detections (objects with x, y, cov, score); frames come in stamp order."""
         self.buffer.push((stamp_ns, 2, camera_id), _Frame(camera_id, stamp_ns, list(detections)), now_ns)
         self.buffer.advance(camera_id, stamp_ns)
-
-    def _locate(self, x: float, y: float, t0_ns: int, t1_ns: int):
-        """Per session, what its tracks say about (x, y) in the window; under "" the nearest track
-        nobody is bound to (someone is there, but the cameras lost who)."""
-        where = self.tracker.whereabouts(x, y, t0_ns, t1_ns)
-        best = None
-        for t in self.tracker.tracks:
-            if t.session_id or t.state == TENTATIVE:
-                continue
-            ds = [math.hypot(px - x, py - y) for ts, px, py in t.history if t0_ns <= ts <= t1_ns]
-            if ds and (best is None or sum(ds) / len(ds) < best.mean):
-                best = Whereabouts(closest=min(ds), mean=sum(ds) / len(ds))
-        if best is not None:
-            where[""] = best
-        return where
 
     def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
         """Apply a source's watermark once all the items it published before it have arrived."""

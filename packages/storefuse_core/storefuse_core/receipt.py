@@ -25,7 +25,7 @@ from storefuse_core.events import (
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 
-# Attribution from tracks (see ReceiptBook.attribution_weights).
+# Attribution from tracks (see ReceiptBook.attribution).
 STAND_OFF_M = 0.45        # a reaching shopper's floor point is this far in front of the gondola
 POSITION_SD_M = 0.3       # spread of a tracked reaching shopper's floor point around the plate's front
 UNSEEN_WEIGHT = 0.05      # weight of a shopper no camera saw around the event (could be anywhere)
@@ -61,6 +61,17 @@ class _Session:
     closed: bool = False
     status: int = OPEN
     reason: str = ""
+
+
+@dataclass
+class Attribution:
+    """Who could have made one shelf change, and how likely each one is."""
+    pool: list[_Session]                  # the sessions the payer is chosen from
+    holders: bool                         # a put-back: the pool is the sessions holding a candidate
+    weights: dict[str, float] | None      # from the cameras, unnormalised (None: no camera evidence)
+    where: dict                           # what tracking said per session (track.Whereabouts)
+    payer: _Session
+    shares: dict[str, float]              # probability per pool session
 
 
 @dataclass
@@ -215,43 +226,55 @@ class ReceiptBook:
         return shoppers[0] if len(shoppers) == 1 else None
 
     def _attribute(self, inside: list[_Session], ev: ShelfEvent) -> tuple[_Session, float, dict[str, float]]:
-        """Who was there: a put-back goes to whoever holds one of the candidates; among several
-        shoppers inside, each gets a weight from what the cameras say about the plate's front
-        while the change started (a track standing there, one far away, one not seen at all);
-        the payer is the heaviest, and its share of the weight is the attribution probability.
-        Without any camera evidence the latest arrival pays, at 1/n. The others' shares come back too:
-        a receipt is only as sure as the events it might have had and was not given."""
-        if ev.kind != PICK:
-            holders = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
-            if holders:
-                inside = holders
-        weights = self.attribution_weights(inside, ev)
-        if weights is None:
-            payer = max(inside, key=lambda s: (s.entry_ns, s.session_id))
-            weights = {s.session_id: 1.0 for s in inside}
-        else:
-            payer = max(inside, key=lambda s: (weights[s.session_id], s.entry_ns, s.session_id))
-        total = sum(weights.values())
-        others = {k: round(w / total, 6) for k, w in sorted(weights.items())
-                  if k != payer.session_id and w / total >= OTHERS_MIN}
-        return payer, weights[payer.session_id] / total, others
+        """The payer, its probability, and the others' shares worth a ledger entry: a receipt is only
+        as sure as the events it might have had and was not given."""
+        a = self.attribution(inside, ev)
+        others = {k: round(p, 6) for k, p in sorted(a.shares.items())
+                  if k != a.payer.session_id and p >= OTHERS_MIN}
+        return a.payer, a.shares[a.payer.session_id], others
 
-    def attribution_weights(self, inside: list[_Session], ev: ShelfEvent) -> dict[str, float] | None:
-        """Unnormalised weight per session that it made this shelf change; None: no camera evidence."""
-        if len(inside) < 2 or self.locate is None or not ev.plate_ids:
-            return None
+    def attribution(self, inside: list[_Session], ev: ShelfEvent) -> Attribution:
+        """Who made a shelf change (no ledger write; `storefuse explain` shows the same answer).
+
+        A put-back goes to whoever holds one of the candidates; among several shoppers, each gets
+        a weight from what the cameras say about the plate's front while the change started (a
+        track standing there, one far away, one not seen at all); the payer is the heaviest, and
+        its share of the weight is the attribution probability. Without any camera evidence the
+        latest arrival pays, at 1/n."""
+        pool, holders = inside, False
+        if ev.kind != PICK:
+            held = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
+            if held:
+                pool, holders = held, True
+        where = self._where(pool, ev)
+        weights = self._weights(pool, ev, where) if where else None
+        if weights is None:
+            payer = max(pool, key=lambda s: (s.entry_ns, s.session_id))
+            raw = {s.session_id: 1.0 for s in pool}
+        else:
+            payer = max(pool, key=lambda s: (weights[s.session_id], s.entry_ns, s.session_id))
+            raw = weights
+        total = sum(raw.values())
+        return Attribution(pool, holders, weights, where, payer, {k: w / total for k, w in raw.items()})
+
+    def _where(self, pool: list[_Session], ev: ShelfEvent) -> dict:
+        """What tracking says about the front of the changed plates ({}: not needed, or no tracking)."""
+        if len(pool) < 2 or self.locate is None or not ev.plate_ids:
+            return {}
         xs = [self.store.plates[p].x for p in ev.plate_ids]
         ys = [self.store.plates[p].y for p in ev.plate_ids]
         gondola = self.store.gondolas[self.store.plates[ev.plate_ids[0]].gondola_id]
         stand = gondola.depth_m / 2 + STAND_OFF_M      # plate centre -> where a shopper stands to reach it
         fx = sum(xs) / len(xs) + math.sin(gondola.yaw) * stand
         fy = sum(ys) / len(ys) - math.cos(gondola.yaw) * stand
-        where = self.locate(fx, fy, ev.start_ns - WINDOW_BEFORE_NS, ev.start_ns + WINDOW_AFTER_NS)
-        if not where:
-            return None
+        return self.locate(fx, fy, ev.start_ns - WINDOW_BEFORE_NS, ev.start_ns + WINDOW_AFTER_NS)
+
+    @staticmethod
+    def _weights(pool: list[_Session], ev: ShelfEvent, where: dict) -> dict[str, float]:
+        """Unnormalised weight per session that it made this shelf change."""
         weights = {}
         unseen = []
-        for s in inside:
+        for s in pool:
             w = where.get(s.session_id)
             if w is None or (w.mean is None and w.last_ns is None):
                 weights[s.session_id] = UNSEEN_WEIGHT

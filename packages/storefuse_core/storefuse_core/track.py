@@ -384,13 +384,21 @@ class ShopperTracker:
     def near(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float) -> dict[str, float]:
         """Sessions whose track came within radius_m of (x, y) between t0 and t1: closest distance."""
         return {k: w.closest for k, w in self.whereabouts(x, y, t0_ns, t1_ns).items()
-                if w.closest is not None and w.closest <= radius_m}
+                if k and w.closest is not None and w.closest <= radius_m}
 
     def whereabouts(self, x: float, y: float, t0_ns: int, t1_ns: int) -> dict[str, Whereabouts]:
         """Per session, what the cameras say about (x, y) between t0 and t1: its closest approach in
         that window, or else where and when it was last seen before it (a shopper seen 8 m away a
-        second earlier cannot have reached the shelf; one unseen for a minute could have)."""
+        second earlier cannot have reached the shelf; one unseen for a minute could have). Under ""
+        the confirmed track nobody is bound to that stood nearest: someone is there, but the cameras
+        lost who."""
         out: dict[str, Whereabouts] = {}
+        for t in self.tracks:
+            if t.session_id or t.state == TENTATIVE:
+                continue
+            ds = [math.hypot(px - x, py - y) for ts, px, py in t.history if t0_ns <= ts <= t1_ns]
+            if ds and ("" not in out or sum(ds) / len(ds) < out[""].mean):
+                out[""] = Whereabouts(closest=min(ds), mean=sum(ds) / len(ds))
         for t in self.tracks + self.retired:
             if not t.session_id:
                 continue
