@@ -81,17 +81,22 @@ def errors_of(world, poses: dict, uwb_only: bool = True) -> tuple[list[float], l
     return pos, yaw
 
 
-def multipath(world, anchors, msgs) -> dict[tuple[str, int, str], bool]:
-    """(cart, stamp, anchor) -> is this range a multipath outlier (from the true pose)?"""
-    out = {}
+def with_truth(world, msgs, kind: str):
+    """(cart, stamp, true pose, message) for each `kind` (uwb, odom) message whose cart has a true pose."""
     for m in msgs:
         cart, leaf = cart_of(m.topic)
-        if leaf != "uwb":
+        if leaf != kind:
             continue
         t = stamp_ns(m.msg.header.stamp)
         tr = truth(world, cart, t)
-        if tr is None:
-            continue
+        if tr is not None:
+            yield cart, t, tr, m
+
+
+def multipath(world, anchors, msgs) -> dict[tuple[str, int, str], bool]:
+    """(cart, stamp, anchor) -> is this range a multipath outlier (from the true pose)?"""
+    out = {}
+    for cart, t, tr, m in with_truth(world, msgs, "uwb"):
         for a, r in zip(m.msg.anchor_ids, m.msg.ranges_m):
             ax, ay, az = anchors[a]
             d = math.sqrt((ax - tr[0]) ** 2 + (ay - tr[1]) ** 2 + (az - 1.0) ** 2)
@@ -117,14 +122,9 @@ def run_variant(world, anchors, msgs, params: CartParams, outliers) -> dict:
 
 def run_multilateration(world, anchors, msgs) -> dict:
     pos = []
-    for m in msgs:
-        cart, leaf = cart_of(m.topic)
-        if leaf != "uwb":
-            continue
-        t = stamp_ns(m.msg.header.stamp)
-        tr = truth(world, cart, t)
+    for _, _, tr, m in with_truth(world, msgs, "uwb"):
         fix = multilaterate(np.array([anchors[a] for a in m.msg.anchor_ids]), list(m.msg.ranges_m))
-        if tr is not None and fix is not None:
+        if fix is not None:
             pos.append(math.hypot(fix.x - tr[0], fix.y - tr[1]))
     return {"pos": pos}
 
@@ -133,14 +133,7 @@ def run_odometry_only(world, msgs) -> dict:
     """Dead reckoning, aligned to the truth at each cart's first odometry sample."""
     pos, finals, paths = [], [], []
     align, last, path = {}, {}, {}
-    for m in msgs:
-        cart, leaf = cart_of(m.topic)
-        if leaf != "odom":
-            continue
-        t = stamp_ns(m.msg.header.stamp)
-        tr = truth(world, cart, t)
-        if tr is None:
-            continue
+    for cart, _, tr, m in with_truth(world, msgs, "odom"):
         o = odom_pose(m.msg)
         if cart not in align:
             align[cart], path[cart] = compose(tr, inverse(o)), 0.0
