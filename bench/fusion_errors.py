@@ -30,10 +30,10 @@ def analyse(gt: dict, result) -> dict:
     rows = list(result.ledger_rows)
     billed = {}                      # event id -> (visit, sku, qty, kind of row, confidence, attribution)
     for key, session, _stamp, kind, body in rows:
-        if key.startswith("event/"):
+        if key.startswith(("event/", "cart/")):      # cart/: a line amended by the smart carts' word
             billed[body["event_id"]] = (visit_of_session.get(session, session[:8] if session else ""),
-                                        body.get("sku"), body.get("qty"), kind, body.get("confidence"),
-                                        body.get("attribution"))
+                                        body.get("sku"), body.get("qty"), "line" if kind == "amend" else kind,
+                                        body.get("confidence"), body.get("attribution"))
     events = sorted(result.shelf_events, key=lambda e: e.start_ns)
     used: set[str] = set()
     out = []
@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("scenario", type=Path)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the simulated bags here")
+    ap.add_argument("--no-cart-evidence", action="store_true", help="replay without the smart carts' word (issue 6)")
     args = ap.parse_args()
     from storefuse_core.replay import replay_bag
     from storefuse_core.simulation.offline import run_offline
@@ -100,7 +101,7 @@ def main() -> int:
                 gt = json.loads((out / "ground_truth.json").read_text())
             else:
                 gt = run_offline(load_scenario(args.scenario, seed), out)
-            result = replay_bag(out / "bag")
+            result = replay_bag(out / "bag", cart_evidence=not args.no_cart_evidence)
             report.append({"seed": seed, **analyse(gt, result)})
     classes = Counter(a["class"] for r in report for a in r["actions"])
     visits = [v for r in report for v in r["visits"]]
@@ -109,7 +110,8 @@ def main() -> int:
                "visits": len(visits), "exact": sum(v["exact"] for v in visits),
                "reviewed": sum(v["status"] == "NEEDS_REVIEW" for v in visits),
                "wrong_unreviewed": sum((not v["exact"]) and v["status"] != "NEEDS_REVIEW" for v in visits)}
-    path = ROOT / "out" / "bench" / f"fusion_errors_{args.scenario.stem}.json"
+    suffix = "_no_carts" if args.no_cart_evidence else ""
+    path = ROOT / "out" / "bench" / f"fusion_errors_{args.scenario.stem}{suffix}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"summary": summary, "runs": report}, indent=1))
     print(json.dumps(summary), file=sys.stdout)

@@ -10,6 +10,9 @@ import numpy as np
 
 ENTRY, EXIT = 0, 1
 PICK, PUT = 0, 1
+# Plate health, on the shelf-event stream so fusion sees it in stamp order with everything else:
+# a plate whose reading has not changed at all for a while may be a dead cell (shelf.py).
+PLATE_SILENT, PLATE_LIVE = 2, 3
 OPEN, FINAL, NEEDS_REVIEW, REVIEWED = 0, 1, 2, 3
 STATUS_NAMES = {OPEN: "OPEN", FINAL: "FINAL", NEEDS_REVIEW: "NEEDS_REVIEW", REVIEWED: "REVIEWED"}
 

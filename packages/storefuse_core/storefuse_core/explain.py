@@ -136,6 +136,8 @@ def resolve(ev: Evidence, wanted: str | None) -> str:
     why = f"session {wanted!r} is ambiguous ({', '.join(matches)})" if matches else f"no session {wanted!r}"
     raise UnknownSession(f"{ev.path}: {why}; sessions in this bag: {listing}", known)
 
+REVIEW_FLAGS = ("silent_plate", "encounter", "identity")     # ledger rows that send a visit to review
+
 
 def clock(ns: int) -> str:
     """A stamp as a wall-clock time (UTC), as an operator reads it against the store's own logs."""
@@ -184,12 +186,19 @@ def _attribution(ev: Evidence, sev: ShelfEvent, row) -> dict | None:
         if sid in blame.where:
             item["cameras"] = _where(blame.where[sid], sev.start_ns)
         listed.append(item)
-    recorded = row[3].get("attribution") if row else None
-    others = row[3].get("others", {}) if row else {}
-    consistent = row is not None and row[0] == payer and recorded is not None and \
+    cameras = row[3].get("cameras") if row else None        # a line the smart carts amended
+    recorded = (cameras or row[3]).get("attribution") if row else None
+    others = row[3].get("others", {}) if row and not cameras else {}
+    consistent = row is not None and (cameras or {}).get("payer", row[0]) == payer and recorded is not None and \
         abs(recorded - scores[payer]) <= 1e-5 and all(abs(scores.get(k, 0.0) - v) <= 1e-5 for k, v in others.items())
-    return {"payer": payer, "probability": round(scores[payer], 6), "recorded_probability": recorded,
-            "method": method, "inside": list(blame.inside), "sessions": listed, "consistent": consistent}
+    out = {"payer": payer, "probability": round(scores[payer], 6), "recorded_probability": recorded,
+           "method": method, "inside": list(blame.inside), "sessions": listed, "consistent": consistent}
+    if cameras:
+        # The carts' word (cart_shopper.py): each cart's owners and what it showed, the likelihood it
+        # gave each session, and the payer and probability cameras x carts billed.
+        out["carts"] = dict(row[3]["cart"], payer=row[0], probability=row[3].get("attribution"),
+                            others=row[3].get("others", {}))
+    return out
 
 
 def _event(ev: Evidence, sev: ShelfEvent, rows: dict) -> dict:
@@ -221,6 +230,8 @@ def explain_session(ev: Evidence, session: str | None, window_s: float = WINDOW_
     shelf = {e.event_id: e for e in ev.result.shelf_events}
     rows = {key.removeprefix("event/"): (s, stamp, kind, body) for key, s, stamp, kind, body in ev.rows
             if key.startswith("event/")}
+    rows.update({key.removeprefix("cart/"): (s, stamp, "line", body) for key, s, stamp, kind, body in ev.rows
+                 if key.startswith("cart/") and kind == "amend"})      # the line as the carts amended it
     info = {"session_id": sid}
     for _, s, stamp, kind, body in ev.rows:
         if s == sid and kind == "open":
@@ -254,10 +265,13 @@ def explain_session(ev: Evidence, session: str | None, window_s: float = WINDOW_
         if share is not None and s != sid and kind in ("line", "staff", "unexplained") and eid in shelf:
             maybe.append(_event(ev, shelf[eid], rows))
             unbilled *= 1.0 - share
+    # Why a human must look, whatever the lines say: the ledger's review flags on this session.
+    flags = [dict(body, kind=kind, session_id=s, stamp_ns=stamp, at=clock(stamp)) for _, s, stamp, kind, body in ev.rows
+             if kind in REVIEW_FLAGS and (s == sid or body.get("other") == sid)]
     out = {"bag": str(ev.path), "store": ev.store.name, "currency": ev.store.currency, "window_s": window_s,
            "cameras": bool(ev.result.track_frames), "session": info, "receipt": final, "lines": lines,
            "cancelled": list(cancelled.values()), "other_events": others, "might_have_had": maybe,
-           "unbilled_probability": round(unbilled, 6)}
+           "unbilled_probability": round(unbilled, 6), "review_flags": flags}
     every = [e for group in (lines, out["cancelled"]) for line in group for e in line["events"]] + others + maybe
     traces = weight_traces(ev.path, ev.store, [shelf[e["event_id"]] for e in every], window_s)
     for e in every:

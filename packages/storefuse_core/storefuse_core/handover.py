@@ -3,8 +3,10 @@
 Weight and cameras see an item leave a shelf, not which hand it ends in. When a shopper holding
 items stays within arm's length of another visit's shopper for a while, something may have
 changed hands; the receipts of both visits then need a human, unless nothing was held. Passing in
-an aisle is too short to count. Shoppers of one visit (a party) never count: their items share a
-receipt.
+an aisle is too short to count, and so is walking up to someone standing at a shelf and past them:
+handing something over takes keeping pace with the other shopper (both standing, or walking side by
+side), so only a pair whose velocities agree counts. Shoppers of one visit (a party) never count:
+their items share a receipt.
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ class Encounter:
 
 
 class HandOverWatch:
-    def __init__(self, distance_m: float = 0.9, min_s: float = 1.0, period_s: float = 0.1):
+    def __init__(self, distance_m: float = 0.9, min_s: float = 1.0, period_s: float = 0.1,
+                 max_relative_mps: float = 0.5):
         self.distance_m, self.min_ns, self.period_ns = distance_m, int(min_s * 1e9), int(period_s * 1e9)
+        self.max_relative_mps = max_relative_mps
         self.close_since: dict[tuple[str, str], int] = {}
         self.reported: set[tuple[str, str]] = set()
         self.last_ns: int | None = None
@@ -33,12 +37,14 @@ class HandOverWatch:
         if self.last_ns is not None and stamp_ns - self.last_ns < self.period_ns:
             return []
         self.last_ns = stamp_ns
-        bound = [(t.session_id, float(t.x[0]), float(t.x[1])) for t in tracks if t.session_id]
+        bound = [(t.session_id, t.x) for t in tracks if t.session_id]
         close: set[tuple[str, str]] = set()
         if len(bound) > 1:
-            xy = np.array([[x, y] for _, x, y in bound])
-            d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
-            for i, j in zip(*np.nonzero(np.triu(d < self.distance_m, 1))):
+            x = np.array([[float(v) for v in s[:4]] for _, s in bound])
+            d = np.hypot(x[:, None, 0] - x[None, :, 0], x[:, None, 1] - x[None, :, 1])
+            dv = np.hypot(x[:, None, 2] - x[None, :, 2], x[:, None, 3] - x[None, :, 3])
+            together = (d < self.distance_m) & (dv <= self.max_relative_mps)
+            for i, j in zip(*np.nonzero(np.triu(together, 1))):
                 a, b = sorted((bound[i][0], bound[j][0]))
                 if a != b:
                     close.add((a, b))

@@ -97,10 +97,15 @@ class IdentityGuard:
     def _check(self, ta, tb, stamp_ns: int) -> IdentityCheck:
         a, b = ta.session_id, tb.session_id
         ra, rb = self.refs.get(a), self.refs.get(b)
-        if ta.appearance is None or tb.appearance is None or ra is None or rb is None:
+        if ta.appearance is None or tb.appearance is None or (ra is None and rb is None):
             return IdentityCheck(a, b, stamp_ns, False, False, 0.0, 0.0)
-        keep = appearance_distance(ta.appearance, ra) + appearance_distance(tb.appearance, rb)
-        swap = appearance_distance(ta.appearance, rb) + appearance_distance(tb.appearance, ra)
+        # With one reference (the first of two who scanned in together had the gate to themselves
+        # for a moment; the second never walked alone) the question is which of the two it is.
+        keep = swap = 0.0
+        if ra is not None:
+            keep, swap = keep + appearance_distance(ta.appearance, ra), swap + appearance_distance(tb.appearance, ra)
+        if rb is not None:
+            keep, swap = keep + appearance_distance(tb.appearance, rb), swap + appearance_distance(ta.appearance, rb)
         swapped = swap + self.margin < keep
         if swapped:
             ta.session_id, tb.session_id = b, a

@@ -7,11 +7,13 @@ tracks near the plate when the change started say who the payer is.
 """
 from __future__ import annotations
 
-from storefuse_core.events import ENTRY, OPEN, GateEvent, Receipt, ShelfEvent
+from storefuse_core.cart_shopper import CartChange, CartShopperParams, CartShoppers
+from storefuse_core.events import ENTRY, OPEN, PICK, PUT, GateEvent, Receipt, ShelfEvent
 from storefuse_core.handover import HandOverWatch
 from storefuse_core.identity import IdentityGuard
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
+from storefuse_core.plate_watch import PlateWatch, PlateWatchParams
 from storefuse_core.receipt import ReceiptBook
 from storefuse_core.reorder import ReorderBuffer
 from storefuse_core.track import ShopperTracker
@@ -31,7 +33,9 @@ class _Frame:
 
 class FusionPipeline:
     def __init__(self, store: Store, ledger: Ledger | None = None, max_wait_s: float = 3.0,
-                 review_threshold: float = 0.9, sources: list[str] | None = None):
+                 review_threshold: float = 0.9, sources: list[str] | None = None,
+                 plate_watch: PlateWatchParams | None = None,
+                 cart_evidence: bool | CartShopperParams = True):
         self.store = store
         self.book = ReceiptBook(store, ledger, review_threshold)
         self.buffer = ReorderBuffer(sources if sources is not None else sources_for(store),
@@ -41,6 +45,11 @@ class FusionPipeline:
         self.tracker = ShopperTracker(store)
         self.handovers = HandOverWatch()
         self.identities = IdentityGuard()
+        self.plate_watch = PlateWatch(store, plate_watch)
+        # Smart carts' poses and scans/scale changes (cart_shopper.py): not reorder-buffer sources, so
+        # a cart outside the store holds nothing back; a billed line is amended when their word is in.
+        self.carts = None if cart_evidence is False else CartShoppers(
+            cart_evidence if isinstance(cart_evidence, CartShopperParams) else None)
         self.book.locate = self.tracker.whereabouts
         # Track snapshots per camera frame, for IDF1/MOTA: only when asked (replay/eval); a live
         # node would otherwise grow this list for as long as it runs.
@@ -60,6 +69,16 @@ class FusionPipeline:
         self.buffer.push((stamp_ns, 2, camera_id), _Frame(camera_id, stamp_ns, list(detections)), now_ns)
         self.buffer.advance(camera_id, stamp_ns)
 
+    def push_cart_pose(self, cart_id: str, stamp_ns: int, x: float, y: float) -> None:
+        """A cart's pose in map (cart_localizer), in stamp order per cart."""
+        if self.carts is not None:
+            self.carts.add_pose(cart_id, stamp_ns, x, y)
+
+    def push_cart_change(self, change: CartChange) -> None:
+        """A cart's barcode scan or settled scale change (CartEvent)."""
+        if self.carts is not None:
+            self.carts.add_change(change)
+
     def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
         """Apply a source's watermark once all the items it published before it have arrived."""
         if items_published is None or self.received.get(source, 0) >= items_published:
@@ -78,11 +97,32 @@ class FusionPipeline:
     def finish(self, stamp_ns: int, reason: str = "end_of_bag") -> list[Receipt]:
         """Drain everything and close the sessions still open (e.g. at the end of a bag)."""
         out = self._apply(self.buffer.flush())
+        out += self._cart_word(stamp_ns, drain=True)
         return out + self.book.finalize_open(stamp_ns, reason)
+
+    def _cart_word(self, stamp_ns: int, leaving: str | None = None, drain: bool = False) -> list[Receipt]:
+        """Amend the billed lines whose carts' window fusion has now passed (or whose payer candidate
+        is leaving: then on what came so far)."""
+        carts = self.carts
+        if carts is None or not carts.active:
+            return []
+        carts.advance(stamp_ns, self.tracker.whereabouts)
+        out = []
+        for w in carts.drain() if drain else carts.due(carts.now_ns, leaving):
+            early = not drain and w.deadline_ns > carts.now_ns
+            v = carts.judge(w, carts.now_ns - int(carts.p.decide_margin_s * 1e9) if early else None)
+            if v is None:
+                continue
+            out += self.book.apply_cart_verdict(w.ev, v, carts.now_ns)
+            billed = self.book.billed_line(w.ev.event_id)
+            if billed is not None and billed[0] == v.payer:
+                carts.spend(v)
+        return out
 
     def _apply(self, items) -> list[Receipt]:
         out = []
         for item in items:
+            out += self._cart_word(item.start_ns if isinstance(item, ShelfEvent) else item.stamp_ns)
             if isinstance(item, _Frame):
                 self.tracker.on_detections(item.stamp_ns, item.detections)
                 confirmed = self.tracker.confirmed()
@@ -94,6 +134,8 @@ class FusionPipeline:
                     r = self.book.apply_encounter(enc)
                     if r is not None:
                         out.append(r)
+                for stay in self.plate_watch.observe(item.stamp_ns, confirmed):
+                    out += self.book.apply_silent_plate(stay)
                 if not self.record_tracks:
                     continue
                 snap = (item.stamp_ns, [(t.identity, float(t.x[0]), float(t.x[1])) for t in self.tracker.confirmed()])
@@ -103,18 +145,28 @@ class FusionPipeline:
                     self.track_frames.append(snap)
                 continue
             if isinstance(item, GateEvent):
-                self.tracker.on_gate(item)
                 if item.direction == ENTRY:
+                    self.tracker.on_gate(item)
                     self.identities.on_entry(item.stamp_ns, item.gate_id, item.session_id)
-                else:
+                else:       # an exit scan carries a token, not a session: the book knows whose it is
                     leaving = self.book.session_for_exit(item)
+                    self.tracker.on_exit(leaving or "", item)
+                    out += self._cart_word(item.stamp_ns, leaving) if leaving else []
                     for check in self.identities.leaving(leaving, item.stamp_ns) if leaving else ():
                         r = self.book.apply_identity_check(check)
                         if r is not None:
                             out.append(r)
+            if isinstance(item, ShelfEvent):
+                self.plate_watch.on_shelf(item)
+                if item.kind not in (PICK, PUT):
+                    continue        # plate health: for the watch, never a receipt line
             r = self.book.apply_gate(item) if isinstance(item, GateEvent) else self.book.apply_shelf(item)
             if r is not None:
                 out.append(r)
+            if isinstance(item, ShelfEvent) and self.carts is not None and self.carts.active:
+                a = self.book.last_attribution
+                if a is not None and self.book.billed_line(item.event_id) is not None:
+                    self.carts.watch(item, a.shares)
         return out
 
 

@@ -16,6 +16,7 @@ from storefuse_core.events import (
     NEEDS_REVIEW,
     OPEN,
     PICK,
+    PUT,
     REVIEWED,
     GateEvent,
     Receipt,
@@ -34,6 +35,15 @@ WALK_MPS = 1.5            # how far an unseen shopper can have walked since last
 OTHERS_MIN = 1e-3         # smaller shares of an event are not worth a ledger entry
 WINDOW_BEFORE_NS = 500_000_000      # where each shopper stood from just before the change started ...
 WINDOW_AFTER_NS = 500_000_000       # ... to just after (the hand is on the shelf)
+
+
+def plate_front(store: Store, plate_ids) -> tuple[float, float]:
+    """Where on the floor a shopper stands to reach these plates (one gondola's)."""
+    xs = [store.plates[p].x for p in plate_ids]
+    ys = [store.plates[p].y for p in plate_ids]
+    gondola = store.gondolas[store.plates[plate_ids[0]].gondola_id]
+    stand = gondola.depth_m / 2 + STAND_OFF_M      # plate centre -> where a shopper stands to reach it
+    return sum(xs) / len(xs) + math.sin(gondola.yaw) * stand, sum(ys) / len(ys) - math.cos(gondola.yaw) * stand
 
 
 @dataclass
@@ -102,6 +112,8 @@ class ReceiptBook:
         self.sessions: dict[str, _Session] = {}
         self.stats = BookStats()
         self.locate = None          # (x, y, t0, t1) -> {session: track.Whereabouts}: from tracking
+        self.last_attribution: Attribution | None = None    # the latest shelf change's (cart_shopper.py)
+        self._event_lines: dict[str, tuple[str, dict]] = {}  # event id -> (session, line body) in force
         for row in self.ledger.entries():
             self._fold(*row)
 
@@ -119,8 +131,11 @@ class ReceiptBook:
                            {"reason": "exit", "gate_id": ev.gate_id})
 
     def apply_shelf(self, ev: ShelfEvent) -> Receipt | None:
+        if ev.kind not in (PICK, PUT):
+            return None         # plate health (shelf.py): for plate_watch.py, never a line
         self.stats.events += 1
         key = f"event/{ev.event_id}"
+        self.last_attribution = None
         if self.ledger.has(key):
             self.stats.duplicates += 1
             return None
@@ -171,6 +186,85 @@ class ReceiptBook:
         self._write(f"identity/{a.session_id}/{b.session_id}/{check.stamp_ns}", a.session_id, check.stamp_ns,
                     "identity", body)
         return self.receipt(a.session_id)
+
+    def apply_silent_plate(self, stay) -> list[Receipt]:
+        """A visit's shopper stayed at a stocked plate that shows no sign of life (plate_watch.py):
+        an item taken there would be on no scale, so the receipt goes to review. A track the cameras
+        could not name stands for every open visit they did not name meanwhile."""
+        if stay.session_id:
+            who = [self.sessions.get(stay.session_id)]
+        else:
+            who = [s for s in self.sessions.values() if s.entry_ns <= stay.end_ns and s.session_id not in stay.seen]
+        out = []
+        for s in who:
+            key = f"silent_plate/{s.session_id}/{stay.plate_id}" if s is not None else ""
+            if s is None or s.closed or s.staff or self.ledger.has(key):
+                continue
+            body = {"plate": stay.plate_id, "start_ns": stay.start_ns, "end_ns": stay.end_ns,
+                    "silent_since_ns": stay.silent_since_ns, "unnamed_track": not stay.session_id}
+            r = self._write(key, s.session_id, stay.end_ns, "silent_plate", body)
+            if r is not None:
+                out.append(r)
+        return out
+
+    def billed_line(self, event_id: str) -> tuple[str, dict] | None:
+        """(session, ledger body) of the receipt line a shelf change is billed as, if any."""
+        return self._event_lines.get(event_id)
+
+    def apply_cart_verdict(self, ev: ShelfEvent, verdict, stamp_ns: int) -> list[Receipt]:
+        """Amend a billed line with what the smart carts said (cart_shopper.py): the cameras' shares
+        times the carts' likelihoods pick the payer, a scan by the payer's cart the product. One
+        append-only row `cart/<event>` replaces the line's contribution (the old one stays in the ledger)."""
+        key = f"cart/{ev.event_id}"
+        old = self._event_lines.get(ev.event_id)
+        if old is None or self.ledger.has(key):
+            return []
+        old_sid, old_body = old
+        shares = dict(verdict.shares)
+        payer = max(shares, key=lambda k: (shares[k], k == old_sid, k))
+        new_s, old_s = self.sessions.get(payer), self.sessions.get(old_sid)
+        if old_s is None or old_s.closed or not old_body.get("confidence"):
+            return []
+        old_line = old_s.lines.get(old_body["sku"])
+        movable = new_s is not None and not new_s.closed and not new_s.staff and old_line is not None \
+            and (old_body["qty"] < 0 or old_line.qty >= old_body["qty"])
+        if payer != old_sid and not movable:
+            payer = old_sid                 # the carts cannot move it: the doubt stays on the line
+        prob = old_body["confidence"] / (old_body.get("attribution") or 1.0)
+        sku = old_body["sku"]
+        if ev.kind == PICK and verdict.product and ev.candidates:
+            post = [c.probability * verdict.product.get(c.sku, 1.0) for c in ev.candidates]
+            rest = max(0.0, 1.0 - sum(c.probability for c in ev.candidates)) * verdict.product_other
+            same_qty = [k for k, c in enumerate(ev.candidates) if c.qty == abs(old_body["qty"])]
+            if same_qty:            # the scan names the product; the quantity stays the scale's
+                k = max(same_qty, key=lambda k: (post[k], ev.candidates[k].sku))
+                sku, prob = ev.candidates[k].sku, post[k] / (sum(post) + rest)
+        elif ev.kind != PICK and payer != old_sid:
+            choice = self._choose(self.sessions[payer], ev)
+            if choice is None:
+                payer = old_sid
+            else:
+                sku, prob = choice[0].sku, choice[1]
+        attribution = shares[payer]
+        product = self.store.products[sku]
+        body = {k: v for k, v in old_body.items() if k not in ("others", "cart")}
+        body.update(sku=sku, name=product.name, unit_price=product.price,
+                    qty=abs(old_body["qty"]) * (1 if ev.kind == PICK else -1),
+                    attribution=round(attribution, 6), confidence=round(prob * attribution, 6),
+                    cameras={"payer": old_sid, "attribution": old_body.get("attribution", 1.0)},
+                    cart=verdict.as_dict(), replaces=old_sid)
+        others = {k: round(p, 6) for k, p in sorted(shares.items()) if k != payer and p >= OTHERS_MIN}
+        if others:
+            body["others"] = others
+        if not body["confidence"] or (payer == old_sid and sku == old_body["sku"]
+                                      and body["confidence"] == old_body["confidence"]
+                                      and others == (old_body.get("others") or {})):
+            return []               # the carts change nothing here
+        r = self._write(key, payer, stamp_ns, "amend", body)
+        out = [r] if r is not None else []
+        if r is not None and old_sid != payer:
+            out.append(self.receipt(old_sid))
+        return out
 
     def finalize_open(self, stamp_ns: int, reason: str = "end_of_bag") -> list[Receipt]:
         out = []
@@ -229,6 +323,7 @@ class ReceiptBook:
         """The payer, its probability, and the others' shares worth a ledger entry: a receipt is only
         as sure as the events it might have had and was not given."""
         a = self.attribution(inside, ev)
+        self.last_attribution = a
         others = {k: round(p, 6) for k, p in sorted(a.shares.items())
                   if k != a.payer.session_id and p >= OTHERS_MIN}
         return a.payer, a.shares[a.payer.session_id], others
@@ -261,12 +356,7 @@ class ReceiptBook:
         """What tracking says about the front of the changed plates ({}: not needed, or no tracking)."""
         if len(pool) < 2 or self.locate is None or not ev.plate_ids:
             return {}
-        xs = [self.store.plates[p].x for p in ev.plate_ids]
-        ys = [self.store.plates[p].y for p in ev.plate_ids]
-        gondola = self.store.gondolas[self.store.plates[ev.plate_ids[0]].gondola_id]
-        stand = gondola.depth_m / 2 + STAND_OFF_M      # plate centre -> where a shopper stands to reach it
-        fx = sum(xs) / len(xs) + math.sin(gondola.yaw) * stand
-        fy = sum(ys) / len(ys) - math.cos(gondola.yaw) * stand
+        fx, fy = plate_front(self.store, ev.plate_ids)
         return self.locate(fx, fy, ev.start_ns - WINDOW_BEFORE_NS, ev.start_ns + WINDOW_AFTER_NS)
 
     @staticmethod
@@ -306,6 +396,23 @@ class ReceiptBook:
         prob, cand = max(held, key=lambda item: (item[0], item[1].sku))
         return cand, min(1.0, prob / max(total, 1e-12)) * min(1.0, total / 0.5)
 
+    def _unfold_line(self, session_id: str, body: dict, stamp_ns: int) -> None:
+        """Undo one line row's contribution (its quantity, its confidence factor, the doubt it put on others)."""
+        for other, share in (body.get("others") or {}).items():
+            if other in self.sessions and other != session_id and share < 1.0:
+                self.sessions[other].unbilled /= 1.0 - share
+        s = self.sessions.get(session_id)
+        line = s.lines.get(body["sku"]) if s is not None else None
+        if line is None or body["event_id"] not in line.evidence:
+            return
+        line.qty -= body["qty"]
+        line.confidence /= body["confidence"]
+        line.evidence.remove(body["event_id"])
+        if not line.evidence and line.qty == 0:
+            del s.lines[body["sku"]]
+        s.revision += 1
+        s.last_ns = stamp_ns
+
     def _write(self, key, session_id, stamp_ns, kind, body) -> Receipt | None:
         if not self.ledger.append(key, session_id, stamp_ns, kind, body):
             self.stats.duplicates += 1
@@ -314,6 +421,12 @@ class ReceiptBook:
         return self.receipt(session_id) if session_id in self.sessions else None
 
     def _fold(self, key, session_id, stamp_ns, kind, body) -> None:
+        if kind == "amend":         # the carts' word on a billed line: take its old share back, add the new
+            prev = self._event_lines.get(body["event_id"])
+            if prev is not None:
+                self._unfold_line(*prev, stamp_ns)
+            self._fold(key, session_id, stamp_ns, "line", body)
+            return
         if kind == "open":
             self.sessions[session_id] = _Session(session_id, body["token_hash"], stamp_ns, body["staff"],
                                                  body["party_size"], last_ns=stamp_ns)
@@ -331,6 +444,7 @@ class ReceiptBook:
             line.qty += body["qty"]
             line.confidence *= body["confidence"]
             line.evidence.append(body["event_id"])
+            self._event_lines[body["event_id"]] = (session_id, body)
         elif kind == "unexplained":
             s.flags.append(body["event_id"])
         elif kind in ("encounter", "identity"):
@@ -338,6 +452,8 @@ class ReceiptBook:
             other = self.sessions.get(body["other"])
             if other is not None:
                 other.flags.append(f"{'hand_over' if kind == 'encounter' else 'identity'}?{session_id}")
+        elif kind == "silent_plate":
+            s.flags.append(f"silent_plate?{body['plate']}")
         elif kind == "close":
             s.closed = True
             r = self.receipt(session_id)

@@ -12,7 +12,7 @@ from pathlib import Path
 from storefuse_core import topics
 from storefuse_core.bag import custom_data, read_bag
 from storefuse_core.convert import block_from_msg, detections_from_msg, gate_event_from_msg, receipt_from_msg, stamp_ns
-from storefuse_core.events import ENTRY, GateEvent, Receipt, ShelfEvent
+from storefuse_core.events import ENTRY, PICK, PUT, GateEvent, Receipt, ShelfEvent
 from storefuse_core.gate import session_id_for
 from storefuse_core.layout import Store, load_store, parse_store
 from storefuse_core.pipeline import FusionPipeline, finals_json
@@ -28,6 +28,7 @@ class ReplayResult:
     messages: int = 0
     last_ns: int = 0
     ledger_rows: list = field(default_factory=list)    # (key, session, stamp, kind, body): the decisions
+    plate_health: list[ShelfEvent] = field(default_factory=list)   # PLATE_SILENT / PLATE_LIVE (shelf.py)
 
     def finals_json(self) -> list[dict]:
         return finals_json(self.receipts)
@@ -51,14 +52,61 @@ def _has_gate_events(path: Path) -> bool:
                for t in meta.get("topics_with_message_count", []))
 
 
+class _CartFeed:
+    """The smart carts' topics into the pipeline as the receipt node gets them: the recorded poses
+    (carts/<id>/pose, a live recording) or, where the bag has only the carts' raw UWB ranges and
+    odometry (`storefuse sim`), the same localizer the cart_localizer node runs; and their CartEvents."""
+
+    def __init__(self, path: Path, store: Store):
+        import yaml
+        meta = yaml.safe_load((path / "metadata.yaml").read_text()).get("rosbag2_bagfile_information", {})
+        counts = {t["topic_metadata"]["name"]: t.get("message_count", 0)
+                  for t in meta.get("topics_with_message_count", [])}
+        self.anchors = {a.id: (a.x, a.y, a.z) for a in store.uwb_anchors.values()}
+        self.recorded_poses = {c for c in store.carts if counts.get(topics.cart_topic(c, "pose"), 0) > 0}
+        self.topics: set[str] = set()
+        for c in store.carts:
+            self.topics.add(topics.cart_topic(c, "events"))
+            leaves = ("pose",) if c in self.recorded_poses else ("uwb", "odom")
+            self.topics.update(topics.cart_topic(c, leaf) for leaf in leaves)
+        self.localizers: dict = {}
+
+    def feed(self, pipeline: FusionPipeline, m) -> None:
+        from storefuse_core.cart import CartLocalizer, cart_of, odom_pose
+        from storefuse_core.cart_shopper import change_from_msg
+        cart, leaf = cart_of(m.topic)
+        if leaf == "events":
+            pipeline.push_cart_change(change_from_msg(m.msg))
+            return
+        t = stamp_ns(m.msg.header.stamp)
+        if leaf == "pose":
+            p = m.msg.pose.pose.position
+            pipeline.push_cart_pose(cart, t, float(p.x), float(p.y))
+            return
+        loc = self.localizers.setdefault(cart, CartLocalizer(self.anchors))
+        if leaf == "uwb":
+            out = loc.add_uwb(t, list(m.msg.anchor_ids), [float(r) for r in m.msg.ranges_m],
+                              [float(q) for q in m.msg.quality], now_ns=m.log_ns)
+        else:
+            out = loc.add_odom(t, *odom_pose(m.msg), now_ns=m.log_ns)
+        for pose in out:
+            pipeline.push_cart_pose(cart, pose.stamp_ns, pose.x, pose.y)
+
+    def flush(self, pipeline: FusionPipeline) -> None:
+        for cart, loc in sorted(self.localizers.items()):
+            for pose in loc.flush():
+                pipeline.push_cart_pose(cart, pose.stamp_ns, pose.x, pose.y)
+
+
 def replay_bag(path: str | Path, store_name: str | None = None,
-               pipeline: FusionPipeline | None = None) -> ReplayResult:
-    """`pipeline`: the caller's own (explain.py watches its decisions as they are made)."""
+               pipeline: FusionPipeline | None = None, cart_evidence: bool = True) -> ReplayResult:
+    """`pipeline`: the caller's own (explain.py watches its decisions as they are made);
+    `cart_evidence`: False replays without the smart carts' word (the before/after of issue 6)."""
     path = Path(path)
     store = store_of_bag(path, store_name)
     params = ShelfParams.from_dict(json.loads(custom_data(path).get("storefuse.shelf_params", "{}")))
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
-    pipeline = pipeline if pipeline is not None else FusionPipeline(store)
+    pipeline = pipeline if pipeline is not None else FusionPipeline(store, cart_evidence=cart_evidence)
     pipeline.record_tracks = True
     result = ReplayResult([], [])
     wanted = [topics.PLATE_WEIGHTS, topics.GATE_EVENTS, topics.GATE_WATERMARK, topics.RECEIPTS_FINAL,
@@ -66,7 +114,13 @@ def replay_bag(path: str | Path, store_name: str | None = None,
     started: set[str] = set()
     gateless = not _has_gate_events(path)
     wanted += [topics.camera_topic(c) for c in store.cameras]
+    carts = _CartFeed(path, store) if pipeline.carts is not None and store.carts else None
+    wanted += sorted(carts.topics) if carts is not None else []
     for m in read_bag(path, wanted):
+        if carts is not None and m.topic in carts.topics:
+            result.messages += 1
+            carts.feed(pipeline, m)
+            continue
         if m.topic.startswith(f"{topics.NS}/cameras/"):
             stamp = stamp_ns(m.msg.header.stamp)
             pipeline.push_detections(m.msg.camera_id, stamp, detections_from_msg(m.msg))
@@ -91,7 +145,7 @@ def replay_bag(path: str | Path, store_name: str | None = None,
             if det is None:
                 continue
             for ev in det.process(block):
-                result.shelf_events.append(ev)
+                (result.shelf_events if ev.kind in (PICK, PUT) else result.plate_health).append(ev)
                 pipeline.push_shelf(ev)
             pipeline.advance(block.board_id, det.watermark_ns())
             result.last_ns = max(result.last_ns, int(block.stamps_ns[-1]))
@@ -105,6 +159,8 @@ def replay_bag(path: str | Path, store_name: str | None = None,
             result.recorded_finals.append(receipt_from_msg(m.msg))
             continue
         result.receipts += pipeline.step(0)
+    if carts is not None:
+        carts.flush(pipeline)
     result.receipts += pipeline.finish(result.last_ns, "end_of_bag")
     result.track_frames = pipeline.track_frames
     result.ledger_rows = list(pipeline.book.ledger.entries())

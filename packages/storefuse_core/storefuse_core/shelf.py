@@ -13,6 +13,12 @@ Slow drift is followed while idle; a hand pressing and lifting without taking an
 Shoppers side by side at one shelf overlap in time: when the settled change sits on groups of
 plates with untouched plates between them, each group is its own event, with the stamp at which
 that group started to change (so each is attributed to whoever stood there then).
+
+Plate health rides on the same stream: a plate whose reading has not changed at all (the very same
+value) for silent_after_s is reported PLATE_SILENT, and PLATE_LIVE on its next changed value. A dead
+load cell reads its tare forever, so an item taken from it makes no event; but a quiet live plate
+can repeat one value for half a minute too (the real AiFi plates do), so silence is only a fact
+about the plate, for fusion to weigh against where the shoppers stood (plate_watch.py).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from storefuse_core.events import PICK, PUT, PlateBlock, ShelfEvent
+from storefuse_core.events import PICK, PLATE_LIVE, PLATE_SILENT, PUT, PlateBlock, ShelfEvent
 from storefuse_core.layout import Store
 from storefuse_core.product import candidates
 
@@ -46,6 +52,7 @@ class ShelfParams:
     warmup_s: float = 1.0           # initial level and noise come from this much data
     plate_change_g: float = 4.0     # a plate counts as changed above this (and above its noise)
     max_qty: int = 6
+    silent_after_s: float = 10.0    # a plate reading the very same value this long is silent (0: never)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ShelfParams":
@@ -137,6 +144,9 @@ class ShelfDetector:
         self.events_emitted = 0
         self._warm: list[np.ndarray] = []
         self._warm_start = None
+        self._last_value: np.ndarray | None = None     # per plate: its latest reading, ...
+        self._changed_ns = np.zeros(n, dtype=np.int64)  # ... when that reading last changed, ...
+        self._silent = np.zeros(n, dtype=bool)          # ... and whether it is silent now
 
     def watermark_ns(self) -> int:
         """No event this detector emits later can start before this stamp."""
@@ -160,7 +170,44 @@ class ShelfDetector:
             rows[:, dead] = 0.0
         for t, row in zip(block.stamps_ns.tolist(), rows):
             events.extend(self._sample(int(t), row))
+        if self.params.silent_after_s > 0 and len(rows):
+            events.extend(self._health(block.stamps_ns.astype(np.int64), rows))
         return events
+
+    def silent_plates(self) -> list[str]:
+        return [p for p, s in zip(self.plate_ids, self._silent.tolist()) if s]
+
+    def _health(self, stamps: np.ndarray, rows: np.ndarray) -> list[ShelfEvent]:
+        """PLATE_SILENT / PLATE_LIVE transitions within one block, for all plates at once: at each
+        sample, a plate is silent when its latest change is silent_after_s old or more."""
+        if self._last_value is None:
+            self._last_value = rows[0].copy()
+            self._changed_ns[:] = stamps[0]
+        before = np.vstack([self._last_value[None], rows[:-1]])
+        changed = rows != before
+        marks = np.where(changed, stamps[:, None], np.int64(np.iinfo(np.int64).min))
+        last_change = np.maximum.accumulate(np.vstack([self._changed_ns[None], marks]), axis=0)[1:]
+        silent = (stamps[:, None] - last_change) >= int(self.params.silent_after_s * 1e9)
+        flips = silent != np.vstack([self._silent[None], silent[:-1]])
+        self._last_value = rows[-1].copy()
+        self._changed_ns = last_change[-1].copy()
+        self._silent = silent[-1].copy()
+        if not flips.any():
+            return []
+        groups: dict[tuple[int, int, str], list[str]] = {}
+        for i, j in zip(*np.nonzero(flips)):
+            pid = self.plate_ids[j]
+            kind = PLATE_SILENT if silent[i, j] else PLATE_LIVE
+            groups.setdefault((int(stamps[i]), kind, self.store.plates[pid].shelf_id), []).append(pid)
+        out = []
+        for (t, kind, shelf), plates in sorted(groups.items()):
+            word = "silent" if kind == PLATE_SILENT else "live"
+            out.append(ShelfEvent(event_id=f"{shelf}-{word}-{t}", stamp_ns=t, start_ns=t,
+                                  gondola_id=self.board_id.removeprefix("scale_"), shelf_id=shelf,
+                                  plate_ids=plates, plate_deltas=[0.0] * len(plates), delta_grams=0.0,
+                                  noise_sd=0.0, kind=kind, candidates=[]))
+        self.events_emitted += len(out)
+        return out
 
     def _sample(self, t: int, row: np.ndarray) -> list[ShelfEvent]:
         p = self.params

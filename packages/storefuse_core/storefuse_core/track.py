@@ -50,6 +50,9 @@ class TrackerParams:
     appearance_alpha: float = 0.1    # how fast a track's colour descriptor follows new detections
     reid_max_distance: float = 0.45  # Hellinger: a lost shopper looks at least this much like the new track
     reid_window_s: float = 120.0     # a session unseen longer than this is not re-identified by motion
+    coast_check_s: float = 0.5       # a track unseen this long takes only detections that look like it
+    appearance_weight: float = 8.0   # contested assignments: cost per unit of Hellinger distance ...
+    appearance_neutral: float = 0.35  # ... and the distance assumed when a side has no colour
 
 
 class Track:
@@ -66,6 +69,7 @@ class Track:
         self.born_ns, self.last_ns, self.hits, self.state = born_ns, last_ns, hits, state
         self.session_id = session_id
         self.identity = identity                                  # the shopper it is (session#member)
+        self.left = False                                         # walked out through the exit gate
         self.history: deque[tuple[int, float, float]] = deque(history or ())   # (stamp, x, y), oldest first
         self.appearance = appearance
 
@@ -122,8 +126,26 @@ class ShopperTracker:
     def on_gate(self, ev: GateEvent) -> None:
         if ev.direction == ENTRY:
             self.entries.append([ev, max(1, int(ev.party_size or 1))])
-        else:
-            self.exited.add(ev.session_id)
+        elif ev.session_id:
+            self.on_exit(ev.session_id, ev)
+
+    def on_exit(self, session_id: str, ev: GateEvent) -> None:
+        """A visit scanned out: its shoppers are leaving. Their tracks give the session up and are
+        marked as leaving, so that they neither keep a closed session alive for re-identification nor
+        take the next shopper's name; when none of them is in sight, the unnamed track standing at
+        the exit gate is the one walking out."""
+        if session_id:
+            self.exited.add(session_id)
+        leaving = [t for t in self.tracks if session_id and t.session_id == session_id]
+        if not any(t.state == CONFIRMED for t in leaving):
+            gate = self.store.gates.get(ev.gate_id)
+            near = [] if gate is None else sorted(
+                (math.hypot(t.x[0] - gate.x, t.x[1] - gate.y), t.track_id, t) for t in self.tracks
+                if not t.session_id and not t.left and t.state == CONFIRMED)
+            if near and near[0][0] <= self.p.entry_radius_m:
+                leaving.append(near[0][2])
+        for t in leaving:
+            t.session_id, t.left = "", True
 
     def on_detections(self, stamp_ns: int, detections) -> None:
         """One camera frame's detections (objects with x, y, cov (9), score), in stamp order."""
@@ -132,7 +154,7 @@ class ShopperTracker:
             z = np.array([[d.x, d.y] for d in detections], dtype=float).reshape(-1, 2)
             R = np.array([d.cov for d in detections], dtype=float).reshape(-1, 3, 3)[:, :2, :2] \
                 + np.eye(2) * self.p.meas_floor_sd ** 2
-            pairs = self._associate(z, R)
+            pairs = self._associate(z, R, detections)
             if pairs:
                 self._update_all(pairs, z, R, stamp_ns, detections)
             used = {di for _, di in pairs}
@@ -165,7 +187,7 @@ class ShopperTracker:
         self.now_ns = stamp_ns if self.now_ns is None else max(self.now_ns, stamp_ns)
 
     # ---- association ----------------------------------------------------------------------------
-    def _associate(self, z: np.ndarray, R: np.ndarray) -> list[tuple[int, int]]:
+    def _associate(self, z: np.ndarray, R: np.ndarray, detections=()) -> list[tuple[int, int]]:
         n, m = len(self.tracks), len(z)
         if not n or not m:
             return []
@@ -194,17 +216,53 @@ class ShopperTracker:
             d2[unsure] = self._mahalanobis(S[unsure], r[unsure])
         inside = d2 <= gate
         edges = list(zip(ti[inside].tolist(), di[inside].tolist()))
+        S, r = S[inside], r[inside]
+        fits = self._looks_like(edges, detections)
+        if not all(fits):
+            edges = [e for e, f in zip(edges, fits) if f]
+            S, r = S[fits], r[fits]
         if not edges:
             return []
         if len({i for i, _ in edges}) == len(edges) == len({j for _, j in edges}):
             return sorted(edges)        # no two claims on one track or detection: every pair is assigned
-        S, r = S[inside], r[inside]
         big = 1e6
         cost = np.full((n, m), big)
-        for (i, j), d2k, det in zip(edges, self._mahalanobis(S, r), np.linalg.det(S).tolist()):
-            cost[i, j] = d2k + math.log(det)
+        looks = self._looks(edges, detections)
+        for (i, j), d2k, det, look in zip(edges, self._mahalanobis(S, r), np.linalg.det(S).tolist(), looks):
+            cost[i, j] = d2k + math.log(det) + self.p.appearance_weight * look
         rows, cols = linear_sum_assignment(cost)
         return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
+
+    def _looks_like(self, edges: list[tuple[int, int]], detections) -> list[bool]:
+        """A track that has gone unseen for a while has a wide gate, wide enough to catch a false
+        detection or another shopper walking past: it only takes a detection that looks like it.
+        So does a track walking out of the store (the next shopper comes in where it leaves)."""
+        if not len(detections) or self.now_ns is None:
+            return [True] * len(edges)
+        stale = self.now_ns - int(self.p.coast_check_s * 1e9)
+        out = []
+        for i, j in edges:
+            ok = True
+            if self._seen[i] < stale or self.tracks[i].left:
+                a, b = self.tracks[i].appearance, getattr(detections[j], "appearance", None)
+                ok = a is None or b is None or not len(b) or not np.any(b) or \
+                    appearance_distance(a, np.asarray(b, dtype=np.float64)) <= self.p.reid_max_distance
+            out.append(ok)
+        return out
+
+    def _looks(self, edges: list[tuple[int, int]], detections) -> list[float]:
+        """Where several shoppers stand within each other's gates (two at the gate scanner, a pair at
+        one shelf) position alone cannot say who is who: the colour descriptor joins the cost
+        (a pair where either side has none gets the typical distance, neither favoured nor blamed)."""
+        out = []
+        for i, j in edges:
+            a = self.tracks[i].appearance
+            b = getattr(detections[j], "appearance", None) if j < len(detections) else None
+            if a is None or b is None or not len(b) or not np.any(b):
+                out.append(self.p.appearance_neutral)
+            else:
+                out.append(appearance_distance(a, np.asarray(b, dtype=np.float64)))
+        return out
 
     @staticmethod
     def _mahalanobis(S: np.ndarray, r: np.ndarray) -> list[float]:
@@ -352,18 +410,21 @@ class ShopperTracker:
             self.retired = [t for t in self.retired if t.last_ns >= horizon and t.session_id not in self.exited]
 
     def _prune_tracks(self, stamp_ns: int) -> None:
-        keep, rows = [], []
+        keep, rows, lost = [], [], []
         for t in self.tracks:
             unseen = (stamp_ns - t.last_ns) / 1e9
             if unseen > self.p.delete_after_s and t.session_id:
                 self.retired.append(t)
-            if unseen > self.p.delete_after_s or (t.state == TENTATIVE and unseen > self.p.lost_after_s):
+            if unseen > self.p.delete_after_s or (t.state == TENTATIVE and unseen > self.p.lost_after_s) \
+                    or (t.left and unseen > self.p.lost_after_s):
                 t._x, t._P = self._X[t._row].copy(), self._P[t._row].copy()
                 t._owner, t._row = None, -1
                 continue
-            if unseen > self.p.lost_after_s:
+            if unseen > self.p.lost_after_s and t.state != LOST:
                 t.state = LOST
                 self._lost[t._row] = True
+                if t.session_id:
+                    lost.append(t)
             keep.append(t)
             rows.append(t._row)
         m = len(keep)
@@ -374,6 +435,37 @@ class ShopperTracker:
             for k, t in enumerate(keep):
                 t._row = k
         self.tracks = keep
+        for t in lost:
+            self._continue_lost(t)
+
+    def _continue_lost(self, o: Track) -> None:
+        """A bound shopper just went missing. If an unnamed track already follows someone who could
+        be them (it appeared around the time they were last seen, where they could have walked to, and
+        looks like them), it is their continuation: it takes the session now rather than never (a
+        track is otherwise named only when it is confirmed, which may have been before this loss)."""
+        best, best_cost = None, None
+        for t in self.tracks:
+            if t is o or t.session_id or t.left or t.state != CONFIRMED or not t.history:
+                continue
+            born_ns, bx, by = t.history[0]
+            if born_ns < o.last_ns - int(self.p.lost_after_s * 1e9):
+                continue              # older than the loss: someone else all along
+            gap = max(0.0, (born_ns - o.last_ns) / 1e9)
+            d = math.hypot(bx - o.x[0], by - o.x[1])
+            if d > self.p.walk_speed_mps * gap + 1.0:
+                continue
+            if t.appearance is None or o.appearance is None:
+                continue
+            look = appearance_distance(t.appearance, o.appearance)
+            if look > self.p.reid_max_distance:
+                continue
+            cost = look + d / (self.p.walk_speed_mps * gap + 1.0) * 0.2
+            if best_cost is None or cost < best_cost:
+                best, best_cost = t, cost
+        if best is not None:
+            best.session_id, best.identity = o.session_id, o.identity
+            o.session_id, o.identity = "", o.track_id
+            self.reidentified += 1
 
     # ---- outputs ------------------------------------------------------------------------------
     def confirmed(self) -> list[Track]:
@@ -394,7 +486,7 @@ class ShopperTracker:
         lost who."""
         out: dict[str, Whereabouts] = {}
         for t in self.tracks:
-            if t.session_id or t.state == TENTATIVE:
+            if t.session_id or t.state == TENTATIVE or t.left:
                 continue
             ds = [math.hypot(px - x, py - y) for ts, px, py in t.history if t0_ns <= ts <= t1_ns]
             if ds and ("" not in out or sum(ds) / len(ds) < out[""].mean):

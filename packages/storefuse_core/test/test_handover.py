@@ -37,6 +37,22 @@ def test_standing_side_by_side_is_one_encounter_passing_by_is_none():
     assert found[0].end_ns - found[0].start_ns >= 1_000_000_000
 
 
+def test_walking_slowly_past_a_shopper_at_a_shelf_is_no_encounter_keeping_pace_is():
+    def walker(sid, x, y, vx):
+        t = Tr(sid, x, y)
+        t.x[2] = vx
+        return t
+    watch = HandOverWatch()
+    found = []
+    for k in range(18):          # b walks past a at 0.8 m/s: 1.8 s within 0.9 m, never keeping pace
+        found += watch.observe(T0 + k * STEP, [Tr("a", 3.0, 1.0), walker("b", 2.3 + 0.08 * k, 1.4, 0.8)])
+    assert found == []
+    for k in range(20, 35):      # b walks up to a, then walks beside a (same velocity) for 1.4 s
+        found += watch.observe(T0 + k * STEP, [walker("a", 3.0 + 0.08 * k, 1.0, 0.8),
+                                               walker("b", 3.35 + 0.08 * k, 1.0, 0.8)])
+    assert [(e.session_a, e.session_b) for e in found] == [("a", "b")]
+
+
 def test_an_encounter_sends_both_visits_to_review_only_when_something_was_held(tiny):
     book = ReceiptBook(tiny)
     for t, sid in ((1, "s1"), (2, "s2")):
@@ -85,3 +101,17 @@ def test_a_pair_still_at_risk_when_one_leaves_is_undecided():
     checks = guard.leaving("a", T0 + 100 * STEP)
     assert [(c.session_a, c.session_b, c.conclusive) for c in checks] == [("a", "b", False)]
     assert guard.leaving("b", T0 + 101 * STEP) == [] and guard.leaving("c", T0 + 102 * STEP) == []
+
+
+def test_the_first_of_two_who_scanned_in_together_is_enough_to_tell_them_apart():
+    guard = IdentityGuard()
+    red, blue = look(0), look(20)
+    guard.on_entry(T0, "gate_entry_1", "r")
+    for k in range(1, 5):        # red has the scanner to herself for a moment: her reference is learnt
+        guard.observe(T0 + k * STEP, [Tr("r", 10.5, 0.6, red)])
+    guard.on_entry(T0 + 5 * STEP, "gate_entry_1", "b")      # blue scans right behind her
+    checks = []
+    for k in range(5, 30):       # walking in as one crowd the tracks swapped people; then they part
+        dx = 0.3 if k < 12 else 0.3 + 0.3 * (k - 12)
+        checks += guard.observe(T0 + k * STEP, [Tr("r", 9.0, 1.0, blue), Tr("b", 9.0 - dx, 1.0, red)])
+    assert len(checks) == 1 and checks[0].swapped and checks[0].conclusive

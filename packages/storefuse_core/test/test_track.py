@@ -145,3 +145,73 @@ def test_whereabouts_says_near_far_or_unseen(tracker, minimart):
     assert here.mean < 0.6 and here.closest < 0.2
     later = tracker.whereabouts(gate.x, gate.y, end + 10 * STEP, end + 20 * STEP)["s-a"]
     assert later.mean is None and later.last_ns == T0 + 19 * STEP and later.last_d > 0.9
+
+
+def test_a_coasting_track_does_not_take_a_stranger_walking_past(tracker, minimart):
+    red, blue = look(0), look(20)
+    for k in range(10):                       # red walks along the front aisle, then the cameras lose her
+        tracker.on_detections(T0 + k * STEP, [LookDet(5.0 + 0.1 * k, 1.0, appearance=red)])
+    (track,) = tracker.confirmed()
+    t1 = T0 + 17 * STEP                       # 0.8 s unseen: a stranger appears 1 m from where she was heading
+    tracker.on_detections(t1, [LookDet(6.3, 1.9, appearance=blue)])
+    assert track.last_ns == T0 + 9 * STEP     # the stranger did not drag her track away
+    tracker.on_detections(t1 + STEP, [LookDet(6.7, 1.0, appearance=red)])
+    assert track.last_ns == t1 + STEP         # she is taken back when she shows up again
+
+
+def test_two_shoppers_at_one_spot_are_told_apart_by_colour(tracker, minimart):
+    gate = minimart.gates["gate_entry_1"]
+    red, blue = look(0), look(20)
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-red", "h1"))
+    for k in range(8):                        # red waits at the scanner
+        tracker.on_detections(T0 + k * STEP, [LookDet(gate.x, gate.y, appearance=red)])
+    tracker.on_gate(GateEvent(T0 + 8 * STEP, "gate_entry_1", ENTRY, "s-blue", "h2"))
+    for k in range(8, 30):     # blue steps onto the scanner's spot as red walks on: by position alone,
+        f = k - 7              # red's track (still where red stood) would take blue
+        tracker.on_detections(T0 + k * STEP, [LookDet(gate.x, gate.y, appearance=blue),
+                                              LookDet(gate.x - 0.12 * f, gate.y + 0.02 * f, appearance=red)])
+    by_session = {t.session_id: t for t in tracker.confirmed()}
+    assert set(by_session) == {"s-red", "s-blue"}
+    assert by_session["s-red"].x[0] < gate.x - 1.0           # the one walking in is red
+    assert by_session["s-blue"].x[0] == pytest.approx(gate.x, abs=0.1)
+
+
+def test_an_unnamed_track_that_took_over_a_lost_shopper_gets_their_session(tracker, minimart):
+    gate = minimart.gates["gate_entry_1"]
+    red = look(0)
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-red", "h1"))
+    for k in range(10):
+        tracker.on_detections(T0 + k * STEP, [LookDet(gate.x - 0.1 * k, gate.y + 0.3, appearance=red)])
+    (first,) = tracker.confirmed()
+    assert first.session_id == "s-red"
+    # she turns up 2.6 m on, 0.4 s later (the cameras missed her in between): too far for her track, so
+    # a new one starts and is confirmed while the old one is still coasting; once that one is lost,
+    # the new one is her
+    t1 = T0 + 13 * STEP
+    for k in range(15):
+        tracker.on_detections(t1 + k * STEP, [LookDet(gate.x - 3.5 - 0.1 * k, gate.y + 0.3, appearance=red)])
+    (track,) = tracker.confirmed()
+    assert track is not first and track.session_id == "s-red"
+    assert first.session_id == "" and tracker.reidentified == 1
+
+
+def test_a_shopper_who_scanned_out_gives_up_the_session_and_never_takes_the_next_name(tracker, minimart):
+    from storefuse_core.events import EXIT
+    entry, exit_ = minimart.gates["gate_entry_1"], minimart.gates["gate_exit_1"]
+    red, blue = look(0), look(20)
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-red", "h1"))
+    for k in range(10):
+        tracker.on_detections(T0 + k * STEP, [LookDet(exit_.x - 1.0 + 0.1 * k, exit_.y, appearance=red)])
+    assert [t.session_id for t in tracker.confirmed()] == ["s-red"]
+    t1 = T0 + 10 * STEP
+    tracker.on_exit("s-red", GateEvent(t1, "gate_exit_1", EXIT, "", "h1"))
+    (leaving,) = tracker.confirmed()
+    assert leaving.session_id == "" and leaving.left and "s-red" in tracker.exited
+    tracker.on_gate(GateEvent(t1 + STEP, "gate_entry_1", ENTRY, "s-blue", "h2"))
+    for k in range(1, 12):    # red lingers beside the exit; blue scans in and walks past her
+        tracker.on_detections(t1 + k * STEP, [LookDet(exit_.x, exit_.y, appearance=red),
+                                              LookDet(entry.x - 0.1 * k, entry.y + 0.2, appearance=blue)])
+    named = [t.session_id for t in tracker.confirmed() if t.session_id]
+    assert named == ["s-blue"]
+    assert all(t.session_id != "s-red" for t in tracker.tracks)
+    assert "" not in tracker.whereabouts(exit_.x, exit_.y, t1, t1 + 11 * STEP)   # she is not a lost shopper

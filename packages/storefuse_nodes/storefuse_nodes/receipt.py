@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.node import Node
 
 from storefuse_core import topics
+from storefuse_core.cart_shopper import change_from_msg
 from storefuse_core.convert import (
     detections_from_msg,
     gate_event_from_msg,
@@ -19,7 +21,7 @@ from storefuse_core.events import OPEN
 from storefuse_core.layout import load_store
 from storefuse_core.ledger import Ledger
 from storefuse_core.pipeline import FusionPipeline
-from storefuse_interfaces.msg import GateEvent, PersonDetections, Receipt, ShelfEvent, Watermark
+from storefuse_interfaces.msg import CartEvent, GateEvent, PersonDetections, Receipt, ShelfEvent, Watermark
 from storefuse_interfaces.srv import GetReceipt, ResolveReview
 from storefuse_nodes.common import DURABLE_EVENTS_QOS, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
 
@@ -32,8 +34,9 @@ class ReceiptNode(Node):
         ledger_path = self.declare_parameter("ledger", str(default_ledger)).value
         max_wait = self.declare_parameter("max_wait_s", 3.0).value
         threshold = self.declare_parameter("review_threshold", 0.9).value
+        carts = self.declare_parameter("cart_evidence", True).value
         self.ledger = Ledger(ledger_path)
-        self.pipeline = FusionPipeline(store, self.ledger, max_wait, threshold)
+        self.pipeline = FusionPipeline(store, self.ledger, max_wait, threshold, cart_evidence=carts)
         reopened = self.pipeline.book.open_sessions()
         self.get_logger().info(f"ledger {ledger_path}: {self.ledger.count()} entries, "
                                f"{len(reopened)} open session(s) rebuilt")
@@ -47,6 +50,12 @@ class ReceiptNode(Node):
         # Camera detections feed the shopper tracker (attribution when several shoppers are inside).
         for cam in store.cameras:
             self.create_subscription(PersonDetections, rel(topics.camera_topic(cam)), self.on_detections, EVENTS_QOS)
+        # Smart carts (cart_shopper.py): their poses bind them to shoppers, their scans and scale
+        # changes confirm (or question) who made a shelf change.
+        for cart in store.carts if carts else ():
+            self.create_subscription(PoseWithCovarianceStamped, rel(topics.cart_topic(cart, "pose")),
+                                     lambda m, c=cart: self.on_cart_pose(c, m), EVENTS_QOS)
+            self.create_subscription(CartEvent, rel(topics.cart_topic(cart, "events")), self.on_cart_event, EVENTS_QOS)
         self.create_service(GetReceipt, "get_receipt", self.get_receipt)
         self.create_service(ResolveReview, "resolve_review", self.resolve_review)
         self.diag = Diagnostics(self, "storefuse/receipt", ledger_path)
@@ -64,6 +73,13 @@ class ReceiptNode(Node):
     def on_detections(self, msg) -> None:
         self.pipeline.push_detections(msg.camera_id, stamp_ns(msg.header.stamp), detections_from_msg(msg),
                                       self.now_ns())
+
+    def on_cart_pose(self, cart_id: str, msg) -> None:
+        p = msg.pose.pose.position
+        self.pipeline.push_cart_pose(cart_id, stamp_ns(msg.header.stamp), p.x, p.y)
+
+    def on_cart_event(self, msg) -> None:
+        self.pipeline.push_cart_change(change_from_msg(msg))
 
     def on_watermark(self, msg) -> None:
         self.pipeline.advance(msg.header.frame_id, stamp_ns(msg.header.stamp), int(msg.items_published))

@@ -106,6 +106,10 @@ class ShelfScaleNode(SerialDriver):
             self.weights_pub.publish(block_to_msg(MSG, block, self.frame_id))
             for ev in self.detector.process(block):
                 self.events_pub.publish(shelf_event_to_msg(MSG, ev))
+                if ev.kind > 1:         # plate health (shelf.py): silent / live again
+                    self.get_logger().info(f"{ev.event_id}: {', '.join(ev.plate_ids)} "
+                                           f"{'silent' if ev.kind == 2 else 'live again'}")
+                    continue
                 self.get_logger().info(f"{ev.event_id}: {'PICK' if ev.kind == 0 else 'PUT'} "
                                        f"{ev.delta_grams:+.1f} g, best {ev.candidates[:1]}")
             published = True

@@ -59,6 +59,15 @@ def _event_lines(e: dict) -> list[str]:
                    + (f" ({seen})" if seen else ""))
     if not att["consistent"]:
         out.append(f"    [red]the ledger says {e['session_id']} at {att['recorded_probability']}[/]")
+    carts = att.get("carts")
+    if carts:           # the smart carts' word amended this line (storefuse_core/cart_shopper.py)
+        for c in carts["carts"]:
+            owners = ", ".join(f"{k} {v:.2f}" for k, v in c["owners"].items()) or "nobody yet"
+            seen = [f"scale {c['weight'][1]:+.1f} g" if c["weight"] else "",
+                    f"scan {c['scan'][1]}" if c["scan"] else ""]
+            shown = ", ".join(x for x in seen if x) or "nothing"
+            out.append(f"    cart {c['cart_id']} (pushed by {owners}): {shown}")
+        out.append(f"    with the carts: {carts['payer']} at {carts['probability']:.3f}")
     return out
 
 
@@ -90,6 +99,21 @@ def print_explanation(x: dict) -> None:
     if x["might_have_had"]:
         _print_events(f"[bold]changes billed to another session that this one might have made[/] (probability "
                       f"that none was this session's: {x['unbilled_probability']:.3f})", x["might_have_had"])
+    for f in x.get("review_flags", []):
+        console.print(f"[bold]review:[/] {_flag_text(f, x['session']['session_id'])}")
+
+
+def _flag_text(f: dict, sid: str) -> str:
+    from storefuse_core.explain import clock
+    if f["kind"] == "silent_plate":
+        return (f"{'a shopper the cameras could not name' if f.get('unnamed_track') else 'the shopper'} stood at "
+                f"{f['plate']} from {clock(f['start_ns'])} to {clock(f['end_ns'])}; that plate has read the very same "
+                f"weight since {clock(f['silent_since_ns'])} (a dead load cell?) and nothing on its shelf changed, "
+                "so an item taken there would be on no scale")
+    other = f["other"] if f["other"] != sid else f["session_id"]
+    if f["kind"] == "encounter":
+        return f"stayed beside {other} at {f['at']}: an item may have changed hands"
+    return f"met {other}; at {f['at']} the cameras could not tell which shopper was which"
 
 
 def register(app: typer.Typer) -> None:
