@@ -33,8 +33,11 @@ UNSEEN_WEIGHT = 0.05      # weight of a shopper no camera saw around the event (
 FAR_WEIGHT = 1e-4         # weight of a shopper seen elsewhere (tracks can be wrong, rarely)
 WALK_MPS = 1.5            # how far an unseen shopper can have walked since last seen
 OTHERS_MIN = 1e-3         # smaller shares of an event are not worth a ledger entry
-WINDOW_BEFORE_NS = 500_000_000      # where each shopper stood from just before the change started ...
-WINDOW_AFTER_NS = 500_000_000       # ... to just after (the hand is on the shelf)
+# Where each shopper stood while the hand was on the shelf: the detector dates a change from its short
+# average (0.25 s early), and the hand stays there most of a second after it; a shopper still walking
+# away from the plate's front as the change starts did not make it, the one just arriving did.
+WINDOW_BEFORE_NS = 200_000_000
+WINDOW_AFTER_NS = 1_000_000_000
 
 
 def plate_front(store: Store, plate_ids) -> tuple[float, float]:
