@@ -120,6 +120,7 @@ class ShopperTracker:
         self._P = np.zeros((0, 4, 4))
         self._seen = np.zeros(0, dtype=np.int64)
         self._lost = np.zeros(0, dtype=bool)
+        self._left = np.zeros(0, dtype=bool)      # walked out (Track.left)
         self._pruned_ns: int | None = None
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class ShopperTracker:
                 leaving.append(near[0][2])
         for t in leaving:
             t.session_id, t.left = "", True
+            self._left[t._row] = True
 
     def on_detections(self, stamp_ns: int, detections) -> None:
         """One camera frame's detections (objects with x, y, cov (9), score), in stamp order."""
@@ -215,53 +217,67 @@ class ShopperTracker:
         if unsure.any():
             d2[unsure] = self._mahalanobis(S[unsure], r[unsure])
         inside = d2 <= gate
-        edges = list(zip(ti[inside].tolist(), di[inside].tolist()))
-        S, r = S[inside], r[inside]
-        fits = self._looks_like(edges, detections)
-        if not all(fits):
-            edges = [e for e, f in zip(edges, fits) if f]
-            S, r = S[fits], r[fits]
+        ti, di, S, r = ti[inside], di[inside], S[inside], r[inside]
+        fits = self._looks_like(ti, di, detections)
+        if fits is not None:
+            ti, di, S, r = ti[fits], di[fits], S[fits], r[fits]
+        edges = list(zip(ti.tolist(), di.tolist()))
         if not edges:
             return []
         if len({i for i, _ in edges}) == len(edges) == len({j for _, j in edges}):
             return sorted(edges)        # no two claims on one track or detection: every pair is assigned
         big = 1e6
         cost = np.full((n, m), big)
-        looks = self._looks(edges, detections)
+        looks = self._looks(edges, detections).tolist()
         for (i, j), d2k, det, look in zip(edges, self._mahalanobis(S, r), np.linalg.det(S).tolist(), looks):
             cost[i, j] = d2k + math.log(det) + self.p.appearance_weight * look
         rows, cols = linear_sum_assignment(cost)
         return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
 
-    def _looks_like(self, edges: list[tuple[int, int]], detections) -> list[bool]:
+    def _looks_like(self, ti: np.ndarray, di: np.ndarray, detections) -> np.ndarray | None:
         """A track that has gone unseen for a while has a wide gate, wide enough to catch a false
         detection or another shopper walking past: it only takes a detection that looks like it.
-        So does a track walking out of the store (the next shopper comes in where it leaves)."""
+        So does a track walking out of the store (the next shopper comes in where it leaves).
+        None: every pair may stay (the usual case, decided without a loop)."""
         if not len(detections) or self.now_ns is None:
-            return [True] * len(edges)
+            return None
         stale = self.now_ns - int(self.p.coast_check_s * 1e9)
-        out = []
-        for i, j in edges:
-            ok = True
-            if self._seen[i] < stale or self.tracks[i].left:
-                a, b = self.tracks[i].appearance, getattr(detections[j], "appearance", None)
-                ok = a is None or b is None or not len(b) or not np.any(b) or \
-                    appearance_distance(a, np.asarray(b, dtype=np.float64)) <= self.p.reid_max_distance
-            out.append(ok)
-        return out
+        check = np.flatnonzero((self._seen[ti] < stale) | self._left[ti])
+        if not len(check):
+            return None
+        fits = np.ones(len(ti), dtype=bool)
+        for k in check.tolist():
+            look = self._look_distance(self.tracks[ti[k]].appearance, detections[di[k]])
+            fits[k] = look is None or look <= self.p.reid_max_distance
+        return fits
 
-    def _looks(self, edges: list[tuple[int, int]], detections) -> list[float]:
+    @staticmethod
+    def _look_distance(a, det) -> float | None:
+        b = getattr(det, "appearance", None)
+        if a is None or b is None or not len(b) or not np.any(b):
+            return None
+        return appearance_distance(a, np.asarray(b, dtype=np.float64))
+
+    def _looks(self, edges: list[tuple[int, int]], detections) -> np.ndarray:
         """Where several shoppers stand within each other's gates (two at the gate scanner, a pair at
         one shelf) position alone cannot say who is who: the colour descriptor joins the cost
-        (a pair where either side has none gets the typical distance, neither favoured nor blamed)."""
-        out = []
-        for i, j in edges:
+        (a pair where either side has none gets the typical distance, neither favoured nor blamed).
+        Hellinger distance as `appearance_distance`, for all pairs at once."""
+        out = np.full(len(edges), self.p.appearance_neutral)
+        rows, a_list, b_list = [], [], []
+        for k, (i, j) in enumerate(edges):
             a = self.tracks[i].appearance
             b = getattr(detections[j], "appearance", None) if j < len(detections) else None
-            if a is None or b is None or not len(b) or not np.any(b):
-                out.append(self.p.appearance_neutral)
-            else:
-                out.append(appearance_distance(a, np.asarray(b, dtype=np.float64)))
+            if a is not None and b is not None and len(b):
+                rows.append(k)
+                a_list.append(a)
+                b_list.append(b)
+        if rows:
+            A = np.clip(np.array(a_list, dtype=np.float64), 0, None)
+            B = np.clip(np.array(b_list, dtype=np.float64), 0, None)
+            d = np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, np.sqrt(A * B).sum(axis=1))))
+            d[~B.any(axis=1)] = self.p.appearance_neutral          # an all-zero descriptor: no colour
+            out[rows] = d
         return out
 
     @staticmethod
@@ -327,13 +343,13 @@ class ShopperTracker:
         row = len(self.tracks)
         if row == len(self._X):
             cap = max(16, 2 * row)
-            for name in ("_X", "_P", "_seen", "_lost"):
+            for name in ("_X", "_P", "_seen", "_lost", "_left"):
                 old = getattr(self, name)
                 new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
                 new[:row] = old[:row]
                 setattr(self, name, new)
         self._X[row], self._P[row] = t._x, t._P
-        self._seen[row], self._lost[row] = t.last_ns, t.state == LOST
+        self._seen[row], self._lost[row], self._left[row] = t.last_ns, t.state == LOST, t.left
         t._owner, t._row, t._x, t._P = self, row, None, None
 
     def _at_gate(self, point, ev: GateEvent) -> bool:
@@ -430,7 +446,7 @@ class ShopperTracker:
         m = len(keep)
         if m < len(self.tracks):
             rows = np.array(rows, dtype=np.intp)
-            for arr in (self._X, self._P, self._seen, self._lost):
+            for arr in (self._X, self._P, self._seen, self._lost, self._left):
                 arr[:m] = arr[rows]
             for k, t in enumerate(keep):
                 t._row = k
