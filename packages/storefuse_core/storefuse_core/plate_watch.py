@@ -4,8 +4,8 @@ something no scale saw.
 A dead load cell reads its tare forever, so an item taken from it makes no shelf event and the
 receipt silently lacks it. Silence alone proves nothing (quiet live plates repeat one value for half
 a minute), so a visit is flagged only when its shopper stayed within reach of the front of a silent
-plate that holds products, and nothing on that plate's shelf started to change meanwhile: a shopper
-who picks from a neighbour on the same shelf explains the stay. Nothing can say what was taken; the
+plate that holds products, and nothing within reach of that spot started to change meanwhile: a
+shopper who picks from a neighbour, or from the shelf above or below, explains the stay. Nothing can say what was taken; the
 receipt goes to a human. A track the cameras could not name stands for the visits they lost: each
 open visit they did not name meanwhile may be the one who stood there. Shelf events (plate health
 included) arrive by start stamp, interleaved with camera frames, so when a stay ends every change
@@ -47,7 +47,7 @@ class PlateWatch:
         self.stocked = {p for p, skus in store.plate_products.items() if skus and p in store.plates}
         self.fronts = {p: plate_front(store, [p]) for p in sorted(self.stocked)}
         self.silent: dict[str, int] = {}                 # stocked silent plate -> silent since
-        self.changes: dict[str, list[int]] = {}          # shelf -> starts of its recent weight changes
+        self.changes: dict[str, list[tuple[int, float, float]]] = {}   # gondola -> recent changes (start, front)
         self.stays: dict[tuple[str, str], list[int]] = {}   # (session, plate) -> [first, last] stamp in reach
         self.seen: dict[str, set[str]] = {}              # plate -> visits named elsewhere during its unnamed stay
         self.reported: set[tuple[str, str]] = set()
@@ -65,8 +65,9 @@ class PlateWatch:
                 for key in [k for k in self.stays if k[1] == p]:
                     del self.stays[key]          # it shows life: a pick from it would have made an event
                 self.seen.pop(p, None)
-        else:
-            self.changes.setdefault(ev.shelf_id, []).append(ev.start_ns)
+        elif ev.plate_ids:
+            fx, fy = plate_front(self.store, ev.plate_ids)
+            self.changes.setdefault(ev.gondola_id, []).append((ev.start_ns, fx, fy))
 
     def observe(self, stamp_ns: int, tracks) -> list[SilentPlateStay]:
         """Confirmed tracks at a camera frame; stays that just ended unexplained, once per visit and plate."""
@@ -93,15 +94,17 @@ class PlateWatch:
             del self.stays[key]
             session, plate = key
             seen = tuple(sorted(self.seen.pop(plate, ()))) if not session else ()
-            starts = self.changes.get(self.store.plates[plate].shelf_id, ())
-            explained = any(first - margin <= s <= last + margin for s in starts)
+            fx, fy = self.fronts[plate]
+            near = p.reach_m ** 2
+            explained = any(first - margin <= t <= last + margin and (cx - fx) ** 2 + (cy - fy) ** 2 <= near
+                            for t, cx, cy in self.changes.get(self.store.plates[plate].gondola_id, ()))
             if last - first >= int(p.dwell_s * 1e9) and not explained and key not in self.reported:
                 if session:             # unnamed stays may be different lost visits each time
                     self.reported.add(key)
                 out.append(SilentPlateStay(session, plate, first, last, self.silent.get(plate, first), seen))
         cutoff = min([first for first, _ in self.stays.values()] + [stamp_ns]) - margin
-        for shelf in list(self.changes):
-            self.changes[shelf] = [s for s in self.changes[shelf] if s >= cutoff]
-            if not self.changes[shelf]:
-                del self.changes[shelf]
+        for gondola in list(self.changes):
+            self.changes[gondola] = [c for c in self.changes[gondola] if c[0] >= cutoff]
+            if not self.changes[gondola]:
+                del self.changes[gondola]
         return out

@@ -15,7 +15,8 @@ plates with untouched plates between them, each group is its own event, with the
 that group started to change (so each is attributed to whoever stood there then).
 
 Plate health rides on the same stream: a plate whose reading has not changed at all (the very same
-value) for silent_after_s is reported PLATE_SILENT, and PLATE_LIVE on its next changed value. A dead
+value) for silent_after_s is reported PLATE_SILENT, and PLATE_LIVE on its next changed value; so is a
+plate too noisy to show a unit of its lightest product leaving (decided from the warm-up noise). A dead
 load cell reads its tare forever, so an item taken from it makes no event; but a quiet live plate
 can repeat one value for half a minute too (the real AiFi plates do), so silence is only a fact
 about the plate, for fusion to weigh against where the shoppers stood (plate_watch.py).
@@ -53,6 +54,9 @@ class ShelfParams:
     plate_change_g: float = 4.0     # a plate counts as changed above this (and above its noise)
     max_qty: int = 6
     silent_after_s: float = 10.0    # a plate reading the very same value this long is silent (0: never)
+    deaf_factor: float = 2.0        # a plate whose lightest product weighs less than this many times the
+                                    # shelf's noise trigger (or than min_delta_g) cannot show its pick:
+                                    # reported silent too (0: never)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ShelfParams":
@@ -147,6 +151,10 @@ class ShelfDetector:
         self._last_value: np.ndarray | None = None     # per plate: its latest reading, ...
         self._changed_ns = np.zeros(n, dtype=np.int64)  # ... when that reading last changed, ...
         self._silent = np.zeros(n, dtype=bool)          # ... and whether it is silent now
+        self._deaf = np.zeros(n, dtype=bool)            # too noisy for its lightest product (set at warm-up)
+        units = [[store.products[k].grams for k in store.plate_products.get(p, ()) if k in store.products]
+                 for p in self.plate_ids]
+        self._lightest = np.array([min((g for g in u if g > 0), default=np.inf) for u in units])
 
     def watermark_ns(self) -> int:
         """No event this detector emits later can start before this stamp."""
@@ -187,7 +195,7 @@ class ShelfDetector:
         changed = rows != before
         marks = np.where(changed, stamps[:, None], np.int64(np.iinfo(np.int64).min))
         last_change = np.maximum.accumulate(np.vstack([self._changed_ns[None], marks]), axis=0)[1:]
-        silent = (stamps[:, None] - last_change) >= int(self.params.silent_after_s * 1e9)
+        silent = ((stamps[:, None] - last_change) >= int(self.params.silent_after_s * 1e9)) | self._deaf[None, :]
         flips = silent != np.vstack([self._silent[None], silent[:-1]])
         self._last_value = rows[-1].copy()
         self._changed_ns = last_change[-1].copy()
@@ -304,7 +312,23 @@ class ShelfDetector:
             diffs = np.diff(data, axis=0)
             self.sd = np.maximum(0.1, 1.4826 * np.median(np.abs(diffs), axis=0) / np.sqrt(2))
             self._warm = []
+            self._deaf = self._too_noisy()
         return []
+
+    def _too_noisy(self) -> np.ndarray:
+        """Plates this detector cannot be trusted to see a unit of their lightest product leave: lighter
+        than the smallest settled change it keeps, or than deaf_factor times the shelf's noise trigger
+        (its summed noise over the short average). A noisy load cell hides a pick as surely as a dead
+        one. Decided once, from the warm-up noise."""
+        p = self.params
+        if p.deaf_factor <= 0:
+            return np.zeros(len(self.plate_ids), dtype=bool)
+        n_avg = max(1.0, p.average_s * self._rate())
+        limit = np.zeros(len(self.plate_ids))
+        for s in self.shelves:
+            sum_sd = float(np.sqrt(np.sum(np.square(self.sd[s.idx]))))
+            limit[s.idx] = max(p.min_delta_g, p.trigger_g, p.deaf_factor * p.trigger_sigma * sum_sd / np.sqrt(n_avg))
+        return self._lightest < limit
 
     def _try_settle(self, s: _ShelfState, t: int, sum_sd: float) -> list[ShelfEvent]:
         p = self.params

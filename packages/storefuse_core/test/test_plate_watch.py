@@ -95,12 +95,21 @@ def test_a_change_on_the_same_shelf_during_the_stay_explains_it(tiny):
     assert found == []
 
 
-def test_a_change_on_another_shelf_does_not_explain_it(tiny):
+def test_a_change_on_the_shelf_above_at_the_same_spot_explains_it(tiny):
     watch = PlateWatch(tiny)
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
     found = walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 21.5)
-    watch.on_shelf(pick(tiny, "G1S2", "G1S2P1", 55.0, 21.5))
+    watch.on_shelf(pick(tiny, "G1S2", "G1S2P1", 55.0, 21.5))       # the plate right above the silent one
     found += walk(watch, stand("s1", "G1S1P1", tiny), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 25.0)
+    assert found == []
+
+
+def test_a_change_out_of_reach_on_the_same_gondola_does_not_explain_it(minimart):
+    watch = PlateWatch(minimart)
+    watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
+    found = walk(watch, stand("s1", "G1S1P1", minimart), 20.0, 21.5)
+    watch.on_shelf(pick(minimart, "G1S2", "G1S2P4", 196.0, 21.5))   # someone at the gondola's far end
+    found += walk(watch, stand("s1", "G1S1P1", minimart), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 25.0)
     assert [(f.session_id, f.plate_id) for f in found] == [("s1", "G1S1P1")]
 
 
