@@ -317,9 +317,10 @@ class ShelfDetector:
 
     def _too_noisy(self) -> np.ndarray:
         """Plates this detector cannot be trusted to see a unit of their lightest product leave: lighter
-        than the smallest settled change it keeps, or than deaf_factor times the shelf's noise trigger
-        (its summed noise over the short average). A noisy load cell hides a pick as surely as a dead
-        one. Decided once, from the warm-up noise."""
+        than the smallest settled change it keeps, than deaf_factor times the shelf's noise trigger
+        (its summed noise over the short average), or than trigger_sigma sds of the plate's own
+        samples. A noisy load cell hides a pick as surely as a dead one. Decided once, from the
+        warm-up noise."""
         p = self.params
         if p.deaf_factor <= 0:
             return np.zeros(len(self.plate_ids), dtype=bool)
@@ -328,6 +329,9 @@ class ShelfDetector:
         for s in self.shelves:
             sum_sd = float(np.sqrt(np.sum(np.square(self.sd[s.idx]))))
             limit[s.idx] = max(p.min_delta_g, p.trigger_g, p.deaf_factor * p.trigger_sigma * sum_sd / np.sqrt(n_avg))
+        # a unit must also stand out of its own plate's sample noise, or the settle and split tests
+        # (which look at the plate itself) lose it
+        limit = np.maximum(limit, p.trigger_sigma * self.sd)
         return self._lightest < limit
 
     def _try_settle(self, s: _ShelfState, t: int, sum_sd: float) -> list[ShelfEvent]:
