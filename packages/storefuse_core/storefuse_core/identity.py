@@ -38,6 +38,7 @@ class IdentityGuard:
         self.last_ns: int | None = None
         self.swaps = 0
         self.entries: list[tuple[int, str, str]] = []      # (stamp, gate, session) of recent scans in
+        self.last_track: dict[str, object] = {}             # session -> its track when last seen (one-shopper visits)
 
     def on_entry(self, stamp_ns: int, gate_id: str, session_id: str, together_s: float = 0.8) -> None:
         self.entries = [e for e in self.entries if stamp_ns - e[0] <= int(together_s * 1e9)]
@@ -71,6 +72,9 @@ class IdentityGuard:
         index = {}
         for i, t in enumerate(bound):
             index.setdefault(t.session_id, []).append(i)
+        for session, rows in index.items():
+            if len(rows) == 1:
+                self.last_track[session] = bound[rows[0]]
         for pair in sorted(self.at_risk):
             ia, ib = index.get(pair[0], []), index.get(pair[1], [])
             if len(ia) != 1 or len(ib) != 1:
@@ -87,15 +91,33 @@ class IdentityGuard:
         return out
 
     def leaving(self, session_id: str, stamp_ns: int) -> list[IdentityCheck]:
-        """A visit exits while still at risk with another (never seen apart): who was who is unknown."""
+        """A visit exits while still at risk with another (never seen apart): the last look at both
+        shoppers, against the colours each had alone, says whether they kept their names; when it
+        cannot say (or says they swapped, too late to undo), who was who is unknown."""
         out = []
         for pair in sorted(p for p in self.at_risk if session_id in p):
             del self.at_risk[pair]
+            ta, tb = self.last_track.get(pair[0]), self.last_track.get(pair[1])
+            if ta is not None and tb is not None and ta is not tb:
+                check = self._compare(pair[0], pair[1], ta, tb, stamp_ns)
+                if check.conclusive and not check.swapped:
+                    out.append(check)
+                    continue
             out.append(IdentityCheck(pair[0], pair[1], stamp_ns, False, False, 0.0, 0.0))
+        self.last_track.pop(session_id, None)
         return out
 
     def _check(self, ta, tb, stamp_ns: int) -> IdentityCheck:
         a, b = ta.session_id, tb.session_id
+        check = self._compare(a, b, ta, tb, stamp_ns)
+        if check.swapped:
+            ta.session_id, tb.session_id = b, a
+            ta.identity, tb.identity = tb.identity, ta.identity
+            self.swaps += 1
+        return check
+
+    def _compare(self, a: str, b: str, ta, tb, stamp_ns: int) -> IdentityCheck:
+        """Do tracks ta (named a) and tb (named b) look like a's and b's references, or the other way round?"""
         ra, rb = self.refs.get(a), self.refs.get(b)
         if ta.appearance is None or tb.appearance is None or (ra is None and rb is None):
             return IdentityCheck(a, b, stamp_ns, False, False, 0.0, 0.0)
@@ -107,8 +129,4 @@ class IdentityGuard:
         if rb is not None:
             keep, swap = keep + appearance_distance(tb.appearance, rb), swap + appearance_distance(ta.appearance, rb)
         swapped = swap + self.margin < keep
-        if swapped:
-            ta.session_id, tb.session_id = b, a
-            ta.identity, tb.identity = tb.identity, ta.identity
-            self.swaps += 1
         return IdentityCheck(a, b, stamp_ns, swapped, abs(keep - swap) >= self.margin, keep, swap)

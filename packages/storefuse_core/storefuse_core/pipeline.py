@@ -3,7 +3,13 @@
 Gate events are ordered by their stamp; shelf events by the stamp at which the change *started*,
 so an item taken just before the exit scan lands on the receipt even though it settles after it.
 Camera detections feed the shopper tracker in the same order; when several sessions are inside, the
-tracks near the plate when the change started say who the payer is.
+tracks near the plate when the change started say who the payer is. Where shoppers stood *after* the
+start counts too (the one who reaches stays at the plate; the one walking past does not), so a pick
+or put waits in the stream until the cameras have reached the end of that window
+(receipt.WINDOW_AFTER_NS). Exit scans do not wait (the final receipt is due within a second of the
+exit): a change that started less than that window before a visit's exit scan is attributed among
+the visits still inside. The shopper scanning out cannot have made it: in every store here the
+nearest stocked plate is >= 4.3 m from an exit gate, seconds on foot after the hand leaves the shelf.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from storefuse_core.identity import IdentityGuard
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 from storefuse_core.plate_watch import PlateWatch, PlateWatchParams
-from storefuse_core.receipt import ReceiptBook
+from storefuse_core.receipt import WINDOW_AFTER_NS, ReceiptBook
 from storefuse_core.reorder import ReorderBuffer
 from storefuse_core.track import ShopperTracker
 
@@ -61,7 +67,8 @@ class FusionPipeline:
         self._received(ev.gate_id)
 
     def push_shelf(self, ev: ShelfEvent, now_ns: int = 0) -> None:
-        self.buffer.push((ev.start_ns, 1, ev.event_id), ev, now_ns)
+        look = WINDOW_AFTER_NS if ev.kind in (PICK, PUT) else 0
+        self.buffer.push((ev.start_ns + look, 1, ev.event_id), ev, now_ns)
         self._received(f"scale_{ev.gondola_id}")
 
     def push_detections(self, camera_id: str, stamp_ns: int, detections, now_ns: int = 0) -> None:

@@ -1,15 +1,16 @@
 """Silent plates: a shopper who stood at a stocked plate that shows no sign of life may have taken
 something no scale saw.
 
-A dead load cell reads its tare forever, so an item taken from it makes no shelf event and the
-receipt silently lacks it. Silence alone proves nothing (quiet live plates repeat one value for half
-a minute), so a visit is flagged only when its shopper stayed within reach of the front of a silent
-plate that holds products, and nothing within reach of that spot started to change meanwhile: a
-shopper who picks from a neighbour, or from the shelf above or below, explains the stay. Nothing can say what was taken; the
-receipt goes to a human. A track the cameras could not name stands for the visits they lost: each
-open visit they did not name meanwhile may be the one who stood there. Shelf events (plate health
-included) arrive by start stamp, interleaved with camera frames, so when a stay ends every change
-that started during it is known.
+A dead load cell reads its tare forever, and a very noisy one hides a light item; either way a pick
+makes no shelf event and the receipt silently lacks it. Silence alone proves nothing (quiet live
+plates repeat one value for half a minute), so a visit is flagged only when its shopper stayed within
+reach of the front of a silent plate that holds products, and nothing within reach of that spot
+started to change meanwhile: a shopper who picks from a neighbour, or from the shelf above or below,
+explains the stay. Nothing can say what was taken; the receipt goes to a human. A track the cameras
+could not name stands for the visits they lost: each open visit they did not name meanwhile may be
+the one who stood there. Shelf events arrive in stamp order with the camera frames (picks and puts
+a moment after their start, pipeline.py), so a stay is judged once every change that started during
+it is known.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from storefuse_core.events import PLATE_LIVE, PLATE_SILENT, ShelfEvent
 from storefuse_core.layout import Store
-from storefuse_core.receipt import plate_front
+from storefuse_core.receipt import WINDOW_AFTER_NS, plate_front
 
 
 @dataclass
@@ -51,6 +52,7 @@ class PlateWatch:
         self.stays: dict[tuple[str, str], list[int]] = {}   # (session, plate) -> [first, last] stamp in reach
         self.seen: dict[str, set[str]] = {}              # plate -> visits named elsewhere during its unnamed stay
         self.reported: set[tuple[str, str]] = set()
+        self.ended: list = []                            # (key, first, last, seen) of stays awaiting judgement
         self.last_ns: int | None = None
 
     def on_shelf(self, ev: ShelfEvent) -> None:
@@ -87,22 +89,30 @@ class PlateWatch:
                         if not t.session_id:
                             self.seen.setdefault(plate, set()).update(named)
         margin = int(p.margin_s * 1e9)
-        out = []
-        for key, (first, last) in sorted(self.stays.items()):
-            if stamp_ns - last <= int(p.gap_s * 1e9):
+        for key, (first, last) in sorted(self.stays.items()):     # out of reach for gap_s: the stay is over
+            if stamp_ns - last > int(p.gap_s * 1e9):
+                del self.stays[key]
+                seen = tuple(sorted(self.seen.pop(key[1], ()))) if not key[0] else ()
+                if last - first >= int(p.dwell_s * 1e9):
+                    self.ended.append((key, first, last, seen))
+        # ... and judged once every change that may explain it has arrived (picks come WINDOW_AFTER_NS
+        # after their start, pipeline.py)
+        out, waiting = [], []
+        for key, first, last, seen in self.ended:
+            if stamp_ns - last <= margin + WINDOW_AFTER_NS:
+                waiting.append((key, first, last, seen))
                 continue
-            del self.stays[key]
             session, plate = key
-            seen = tuple(sorted(self.seen.pop(plate, ()))) if not session else ()
             fx, fy = self.fronts[plate]
             near = p.reach_m ** 2
             explained = any(first - margin <= t <= last + margin and (cx - fx) ** 2 + (cy - fy) ** 2 <= near
                             for t, cx, cy in self.changes.get(self.store.plates[plate].gondola_id, ()))
-            if last - first >= int(p.dwell_s * 1e9) and not explained and key not in self.reported:
+            if not explained and key not in self.reported:
                 if session:             # unnamed stays may be different lost visits each time
                     self.reported.add(key)
                 out.append(SilentPlateStay(session, plate, first, last, self.silent.get(plate, first), seen))
-        cutoff = min([first for first, _ in self.stays.values()] + [stamp_ns]) - margin
+        self.ended = waiting
+        cutoff = min([first for first, _ in self.stays.values()] + [e[1] for e in self.ended] + [stamp_ns]) - margin
         for gondola in list(self.changes):
             self.changes[gondola] = [c for c in self.changes[gondola] if c[0] >= cutoff]
             if not self.changes[gondola]:

@@ -33,11 +33,13 @@ UNSEEN_WEIGHT = 0.05      # weight of a shopper no camera saw around the event (
 FAR_WEIGHT = 1e-4         # weight of a shopper seen elsewhere (tracks can be wrong, rarely)
 WALK_MPS = 1.5            # how far an unseen shopper can have walked since last seen
 OTHERS_MIN = 1e-3         # smaller shares of an event are not worth a ledger entry
-# Where each shopper stood while the hand was on the shelf: the detector dates a change from its short
-# average (0.25 s early), and the hand stays there most of a second after it; a shopper still walking
-# away from the plate's front as the change starts did not make it, the one just arriving did.
-WINDOW_BEFORE_NS = 200_000_000
-WINDOW_AFTER_NS = 1_000_000_000
+# Where each shopper stood while the hand was on the shelf and the item went into the basket: from the
+# change's start (the detector dates it from its short average, 0.25 s early, when the reaching shopper
+# already stands there) to well after it; a shopper still walking away from the plate's front as the
+# change starts did not make it, nor did one walking past it, the one who stays did. The pipeline holds
+# picks, puts and exit scans back until the cameras are past the window's end (pipeline.py).
+WINDOW_BEFORE_NS = 0
+WINDOW_AFTER_NS = 1_500_000_000
 
 
 def plate_front(store: Store, plate_ids) -> tuple[float, float]:
@@ -72,6 +74,7 @@ class _Session:
     revision: int = 0
     last_ns: int = 0
     closed: bool = False
+    closed_ns: int = 0          # the exit scan's stamp (a change that started before it may still be theirs)
     status: int = OPEN
     reason: str = ""
 
@@ -142,7 +145,10 @@ class ReceiptBook:
         if self.ledger.has(key):
             self.stats.duplicates += 1
             return None
-        inside = [s for s in self.sessions.values() if not s.closed and s.entry_ns <= ev.start_ns]
+        # who was inside when the change started: picks reach the book a moment after their start
+        # (pipeline.py), after the exit scan of a shopper who took something on the way out
+        inside = [s for s in self.sessions.values()
+                  if s.entry_ns <= ev.start_ns and (not s.closed or s.closed_ns > ev.start_ns)]
         evidence = {"event_id": ev.event_id, "delta_grams": ev.delta_grams, "kind": ev.kind,
                     "candidates": [[c.sku, c.qty, round(c.probability, 6)] for c in ev.candidates]}
         if not inside:
@@ -441,13 +447,16 @@ class ReceiptBook:
         if s is None:
             return
         s.revision += 1
-        s.last_ns = stamp_ns
+        if not (s.closed and kind == "line"):     # a late line amends the receipt of the exit, at its stamp
+            s.last_ns = stamp_ns
         if kind == "line":
             line = s.lines.setdefault(body["sku"], _Line(body["sku"], body["name"], body["unit_price"]))
             line.qty += body["qty"]
             line.confidence *= body["confidence"]
             line.evidence.append(body["event_id"])
             self._event_lines[body["event_id"]] = (session_id, body)
+            if s.closed and s.status != REVIEWED:      # a late line on a final receipt: judged again
+                s.status = FINAL if self.receipt(session_id).confidence >= self.review_threshold else NEEDS_REVIEW
         elif kind == "unexplained":
             s.flags.append(body["event_id"])
         elif kind in ("encounter", "identity"):
@@ -458,7 +467,7 @@ class ReceiptBook:
         elif kind == "silent_plate":
             s.flags.append(f"silent_plate?{body['plate']}")
         elif kind == "close":
-            s.closed = True
+            s.closed, s.closed_ns = True, stamp_ns
             r = self.receipt(session_id)
             s.status = FINAL if r.confidence >= self.review_threshold else NEEDS_REVIEW
             s.reason = body["reason"] if s.status == FINAL else f"{body['reason']},low_confidence"

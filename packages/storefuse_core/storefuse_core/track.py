@@ -1,8 +1,8 @@
 """Shopper tracking: one constant-velocity Kalman filter per shopper, fed by every camera.
 
 Split as Autoware's multi_object_tracker: motion model (predict with process noise from the dt of
-the header stamps), association (Mahalanobis gating + scipy's linear_sum_assignment), processor
-(update -> spawn -> prune). Identity comes from the gate: a track born near an entry gate within a
+the header stamps), association (Mahalanobis gating, a colour gate, scipy's linear_sum_assignment),
+processor (update -> spawn -> prune). Identity comes from the gate: a track born near an entry gate within a
 few seconds of an ENTRY scan is bound to that session (a party scanned in together binds as many
 tracks as it has members); a bound track that is lost (occlusion, camera dropout, a blind spot)
 hands its session to a new track that appears where it could have walked to and looks like it
@@ -48,9 +48,8 @@ class TrackerParams:
     walk_speed_mps: float = 2.0      # re-identification: how far a lost shopper may have walked
     history_s: float = 60.0          # positions kept per track, for attribution
     appearance_alpha: float = 0.1    # how fast a track's colour descriptor follows new detections
-    reid_max_distance: float = 0.45  # Hellinger: a lost shopper looks at least this much like the new track
+    reid_max_distance: float = 0.45  # Hellinger: a detection (or new track) farther from a track is someone else
     reid_window_s: float = 120.0     # a session unseen longer than this is not re-identified by motion
-    coast_check_s: float = 0.5       # a track unseen this long takes only detections that look like it
     appearance_weight: float = 8.0   # contested assignments: cost per unit of Hellinger distance ...
     appearance_neutral: float = 0.35  # ... and the distance assumed when a side has no colour
 
@@ -120,7 +119,6 @@ class ShopperTracker:
         self._P = np.zeros((0, 4, 4))
         self._seen = np.zeros(0, dtype=np.int64)
         self._lost = np.zeros(0, dtype=bool)
-        self._left = np.zeros(0, dtype=bool)      # walked out (Track.left)
         self._pruned_ns: int | None = None
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -147,7 +145,6 @@ class ShopperTracker:
                 leaving.append(near[0][2])
         for t in leaving:
             t.session_id, t.left = "", True
-            self._left[t._row] = True
 
     def on_detections(self, stamp_ns: int, detections) -> None:
         """One camera frame's detections (objects with x, y, cov (9), score), in stamp order."""
@@ -235,37 +232,23 @@ class ShopperTracker:
         return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
 
     def _looks_like(self, ti: np.ndarray, di: np.ndarray, detections) -> np.ndarray | None:
-        """A track that has gone unseen for a while has a wide gate, wide enough to catch a false
-        detection or another shopper walking past: it only takes a detection that looks like it.
-        So does a track walking out of the store (the next shopper comes in where it leaves).
+        """A detection that does not look like a track is not that shopper, however near: in a crowd
+        another shopper is always within the gate (walking past, a step behind in a queue, at the
+        same shelf), and a track that takes them once follows the wrong person from then on.
+        A pair where either side has no colour stays (position alone decides, as it must without).
         None: every pair may stay (the usual case, decided without a loop)."""
-        if not len(detections) or self.now_ns is None:
+        if not len(detections) or not len(ti):
             return None
-        stale = self.now_ns - int(self.p.coast_check_s * 1e9)
-        check = np.flatnonzero((self._seen[ti] < stale) | self._left[ti])
-        if not len(check):
-            return None
-        fits = np.ones(len(ti), dtype=bool)
-        for k in check.tolist():
-            look = self._look_distance(self.tracks[ti[k]].appearance, detections[di[k]])
-            fits[k] = look is None or look <= self.p.reid_max_distance
-        return fits
+        look = self._pair_looks(ti.tolist(), di.tolist(), detections)
+        fits = ~(look > self.p.reid_max_distance)        # NaN (no colour) fits
+        return None if fits.all() else fits
 
-    @staticmethod
-    def _look_distance(a, det) -> float | None:
-        b = getattr(det, "appearance", None)
-        if a is None or b is None or not len(b) or not np.any(b):
-            return None
-        return appearance_distance(a, np.asarray(b, dtype=np.float64))
-
-    def _looks(self, edges: list[tuple[int, int]], detections) -> np.ndarray:
-        """Where several shoppers stand within each other's gates (two at the gate scanner, a pair at
-        one shelf) position alone cannot say who is who: the colour descriptor joins the cost
-        (a pair where either side has none gets the typical distance, neither favoured nor blamed).
-        Hellinger distance as `appearance_distance`, for all pairs at once."""
-        out = np.full(len(edges), self.p.appearance_neutral)
+    def _pair_looks(self, ti: list[int], di: list[int], detections) -> np.ndarray:
+        """Hellinger distance (as `appearance_distance`) of track ti[k] to detection di[k], all pairs
+        at once; NaN where either side has no colour (or an all-zero descriptor)."""
+        out = np.full(len(ti), np.nan)
         rows, a_list, b_list = [], [], []
-        for k, (i, j) in enumerate(edges):
+        for k, (i, j) in enumerate(zip(ti, di)):
             a = self.tracks[i].appearance
             b = getattr(detections[j], "appearance", None) if j < len(detections) else None
             if a is not None and b is not None and len(b):
@@ -276,9 +259,16 @@ class ShopperTracker:
             A = np.clip(np.array(a_list, dtype=np.float64), 0, None)
             B = np.clip(np.array(b_list, dtype=np.float64), 0, None)
             d = np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, np.sqrt(A * B).sum(axis=1))))
-            d[~B.any(axis=1)] = self.p.appearance_neutral          # an all-zero descriptor: no colour
+            d[~B.any(axis=1) | ~A.any(axis=1)] = np.nan
             out[rows] = d
         return out
+
+    def _looks(self, edges: list[tuple[int, int]], detections) -> np.ndarray:
+        """Where several shoppers stand within each other's gates (two at the gate scanner, a pair at
+        one shelf) position alone cannot say who is who: the colour descriptor joins the cost
+        (a pair where either side has none gets the typical distance, neither favoured nor blamed)."""
+        d = self._pair_looks([i for i, _ in edges], [j for _, j in edges], detections)
+        return np.where(np.isnan(d), self.p.appearance_neutral, d)
 
     @staticmethod
     def _mahalanobis(S: np.ndarray, r: np.ndarray) -> list[float]:
@@ -343,13 +333,13 @@ class ShopperTracker:
         row = len(self.tracks)
         if row == len(self._X):
             cap = max(16, 2 * row)
-            for name in ("_X", "_P", "_seen", "_lost", "_left"):
+            for name in ("_X", "_P", "_seen", "_lost"):
                 old = getattr(self, name)
                 new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
                 new[:row] = old[:row]
                 setattr(self, name, new)
         self._X[row], self._P[row] = t._x, t._P
-        self._seen[row], self._lost[row], self._left[row] = t.last_ns, t.state == LOST, t.left
+        self._seen[row], self._lost[row] = t.last_ns, t.state == LOST
         t._owner, t._row, t._x, t._P = self, row, None, None
 
     def _at_gate(self, point, ev: GateEvent) -> bool:
@@ -369,10 +359,13 @@ class ShopperTracker:
             if math.hypot(born[1] - gate.x, born[2] - gate.y) <= self.p.entry_radius_m:
                 eligible.append(entry)
         # people walk through a gate in the order they scanned: a track takes the scan whose place in
-        # the queue matches the number of unnamed tracks born at the gate before it
+        # the queue matches the number of shoppers born at the gate before it and still waiting for
+        # their name (tentative tracks that have been seen again; a false detection's track, seen
+        # once, is no one in the queue, nor is an older track that found no scan)
         if eligible:
             slots = [e for e in sorted(eligible, key=lambda e: e[0].stamp_ns) for _ in range(e[1])]
             ahead = sum(1 for o in self.tracks if o is not t and not o.session_id and o.history
+                        and o.state == TENTATIVE and o.hits >= 2
                         and born[0] - self.p.entry_window_s * 1e9 <= o.history[0][0] < born[0]
                         and any(self._at_gate(o.history[0], e[0]) for e in eligible))
             entry = slots[min(ahead, len(slots) - 1)]
@@ -393,23 +386,13 @@ class ShopperTracker:
             gap = (born[0] - o.last_ns) / 1e9
             if gap < 0 or gap > self.p.reid_window_s:
                 continue
-            d = math.hypot(born[1] - o.x[0], born[2] - o.x[1])
-            if d > self.p.walk_speed_mps * gap + 1.0:
-                continue
-            look = 0.0
-            if t.appearance is not None and o.appearance is not None:
-                look = appearance_distance(t.appearance, o.appearance)
-                if look > self.p.reid_max_distance:
-                    continue
-            cost = look + d / (self.p.walk_speed_mps * gap + 1.0) * 0.2
-            if best_cost is None or cost < best_cost:
+            cost = self._continuation_cost(o, t, gap, need_look=False)
+            if cost is not None and (best_cost is None or cost < best_cost):
                 best, best_cost = o, cost
         if best is not None:
-            t.session_id, t.identity = best.session_id, best.identity
-            best.session_id, best.identity = "", best.track_id
+            self._hand_over(best, t)
             if best in self.retired:
                 self.retired.remove(best)
-            self.reidentified += 1
 
     def _prune(self, stamp_ns: int) -> None:
         n = len(self.tracks)
@@ -446,7 +429,7 @@ class ShopperTracker:
         m = len(keep)
         if m < len(self.tracks):
             rows = np.array(rows, dtype=np.intp)
-            for arr in (self._X, self._P, self._seen, self._lost, self._left):
+            for arr in (self._X, self._P, self._seen, self._lost):
                 arr[:m] = arr[rows]
             for k, t in enumerate(keep):
                 t._row = k
@@ -463,25 +446,37 @@ class ShopperTracker:
         for t in self.tracks:
             if t is o or t.session_id or t.left or t.state != CONFIRMED or not t.history:
                 continue
-            born_ns, bx, by = t.history[0]
+            born_ns = t.history[0][0]
             if born_ns < o.last_ns - int(self.p.lost_after_s * 1e9):
                 continue              # older than the loss: someone else all along
-            gap = max(0.0, (born_ns - o.last_ns) / 1e9)
-            d = math.hypot(bx - o.x[0], by - o.x[1])
-            if d > self.p.walk_speed_mps * gap + 1.0:
-                continue
-            if t.appearance is None or o.appearance is None:
-                continue
-            look = appearance_distance(t.appearance, o.appearance)
-            if look > self.p.reid_max_distance:
-                continue
-            cost = look + d / (self.p.walk_speed_mps * gap + 1.0) * 0.2
-            if best_cost is None or cost < best_cost:
+            cost = self._continuation_cost(o, t, max(0.0, (born_ns - o.last_ns) / 1e9), need_look=True)
+            if cost is not None and (best_cost is None or cost < best_cost):
                 best, best_cost = t, cost
         if best is not None:
-            best.session_id, best.identity = o.session_id, o.identity
-            o.session_id, o.identity = "", o.track_id
-            self.reidentified += 1
+            self._hand_over(o, best)
+
+    def _continuation_cost(self, old: Track, new: Track, gap_s: float, need_look: bool) -> float | None:
+        """How well `new` (from where it was first seen) continues `old` (from where it was last seen)
+        gap_s later: None when it could not have walked there or does not look like them."""
+        _, bx, by = new.history[0]
+        reach = self.p.walk_speed_mps * gap_s + 1.0
+        d = math.hypot(bx - old.x[0], by - old.x[1])
+        if d > reach:
+            return None
+        look = 0.0
+        if new.appearance is not None and old.appearance is not None:
+            look = appearance_distance(new.appearance, old.appearance)
+            if look > self.p.reid_max_distance:
+                return None
+        elif need_look:
+            return None
+        return look + d / reach * 0.2
+
+    def _hand_over(self, old: Track, new: Track) -> None:
+        """The shopper `old` followed is now followed by `new`: the name moves with them."""
+        new.session_id, new.identity = old.session_id, old.identity
+        old.session_id, old.identity = "", old.track_id
+        self.reidentified += 1
 
     # ---- outputs ------------------------------------------------------------------------------
     def confirmed(self) -> list[Track]:

@@ -115,3 +115,22 @@ def test_the_first_of_two_who_scanned_in_together_is_enough_to_tell_them_apart()
         dx = 0.3 if k < 12 else 0.3 + 0.3 * (k - 12)
         checks += guard.observe(T0 + k * STEP, [Tr("r", 9.0, 1.0, blue), Tr("b", 9.0 - dx, 1.0, red)])
     assert len(checks) == 1 and checks[0].swapped and checks[0].conclusive
+
+
+def test_a_visit_leaving_beside_another_is_cleared_when_their_colours_say_who_is_who():
+    guard = IdentityGuard()
+    red, blue = look(0), look(20)
+    for k in range(10):          # each walks alone first: references learnt
+        guard.observe(T0 + k * STEP, [Tr("r", 2.0, 1.0, red), Tr("b", 6.0, 1.0, blue)])
+    for k in range(10, 20):      # blue walks in past red, who is on her way out: close, never apart again
+        guard.observe(T0 + k * STEP, [Tr("r", 2.0, 1.0, red), Tr("b", 2.4, 1.0, blue)])
+    checks = guard.leaving("r", T0 + 20 * STEP)
+    assert [(c.session_a, c.session_b, c.conclusive, c.swapped) for c in checks] == [("b", "r", True, False)]
+    # the same meeting where the tracks look like each other's references: unknown, not undone
+    guard = IdentityGuard()
+    for k in range(10):
+        guard.observe(T0 + k * STEP, [Tr("r", 2.0, 1.0, red), Tr("b", 6.0, 1.0, blue)])
+    for k in range(10, 20):
+        guard.observe(T0 + k * STEP, [Tr("r", 2.0, 1.0, blue), Tr("b", 2.4, 1.0, red)])
+    checks = guard.leaving("r", T0 + 20 * STEP)
+    assert [(c.conclusive, c.swapped) for c in checks] == [(False, False)]

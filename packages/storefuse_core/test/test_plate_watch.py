@@ -78,12 +78,12 @@ def away(sid):
 def test_a_stay_at_a_silent_stocked_plate_with_no_change_is_reported_once(tiny):
     watch = PlateWatch(tiny)
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
-    found = walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 23.0) + walk(watch, away("s1"), 23.0, 25.0)
+    found = walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 23.0) + walk(watch, away("s1"), 23.0, 26.0)
     assert [(f.session_id, f.plate_id) for f in found] == [("s1", "G1S1P1")]
     f = found[0]
     assert f.start_ns == T0 + 20 * S and f.end_ns == T0 + 229 * STEP and f.silent_since_ns == T0 + 10 * S
     # coming back is the same visit at the same plate: not reported twice
-    assert walk(watch, stand("s1", "G1S1P1", tiny), 30.0, 33.0) + walk(watch, away("s1"), 33.0, 35.0) == []
+    assert walk(watch, stand("s1", "G1S1P1", tiny), 30.0, 33.0) + walk(watch, away("s1"), 33.0, 36.0) == []
 
 
 def test_a_change_on_the_same_shelf_during_the_stay_explains_it(tiny):
@@ -91,7 +91,7 @@ def test_a_change_on_the_same_shelf_during_the_stay_explains_it(tiny):
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
     found = walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 21.5)
     watch.on_shelf(pick(tiny, "G1S1", "G1S1P2", 200.0, 21.5))      # took B from the live neighbour
-    found += walk(watch, stand("s1", "G1S1P1", tiny), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 25.0)
+    found += walk(watch, stand("s1", "G1S1P1", tiny), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 26.0)
     assert found == []
 
 
@@ -100,7 +100,7 @@ def test_a_change_on_the_shelf_above_at_the_same_spot_explains_it(tiny):
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
     found = walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 21.5)
     watch.on_shelf(pick(tiny, "G1S2", "G1S2P1", 55.0, 21.5))       # the plate right above the silent one
-    found += walk(watch, stand("s1", "G1S1P1", tiny), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 25.0)
+    found += walk(watch, stand("s1", "G1S1P1", tiny), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 26.0)
     assert found == []
 
 
@@ -109,7 +109,7 @@ def test_a_change_out_of_reach_on_the_same_gondola_does_not_explain_it(minimart)
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
     found = walk(watch, stand("s1", "G1S1P1", minimart), 20.0, 21.5)
     watch.on_shelf(pick(minimart, "G1S2", "G1S2P4", 196.0, 21.5))   # someone at the gondola's far end
-    found += walk(watch, stand("s1", "G1S1P1", minimart), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 25.0)
+    found += walk(watch, stand("s1", "G1S1P1", minimart), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 26.0)
     assert [(f.session_id, f.plate_id) for f in found] == [("s1", "G1S1P1")]
 
 
@@ -126,7 +126,7 @@ def test_a_plate_that_comes_back_to_life_during_the_stay_is_not_reported(tiny):
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
     found = walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 21.5)
     watch.on_shelf(health(PLATE_LIVE, ["G1S1P1"], 21.5))
-    found += walk(watch, stand("s1", "G1S1P1", tiny), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 25.0)
+    found += walk(watch, stand("s1", "G1S1P1", tiny), 21.5, 23.0) + walk(watch, away("s1"), 23.0, 26.0)
     assert found == [] and watch.silent == {}
 
 
@@ -136,7 +136,7 @@ def test_a_silent_empty_plate_is_never_watched(tiny):
     assert "G1S1P3" in store.plates and not store.plate_products.get("G1S1P3")
     watch = PlateWatch(store)
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P3"], 10.0))
-    found = walk(watch, stand("s1", "G1S1P3", store), 20.0, 24.0) + walk(watch, away("s1"), 24.0, 26.0)
+    found = walk(watch, stand("s1", "G1S1P3", store), 20.0, 24.0) + walk(watch, away("s1"), 24.0, 27.0)
     assert found == [] and watch.silent == {}
 
 
@@ -145,14 +145,14 @@ def test_a_track_nobody_could_name_stands_for_the_visits_not_seen_meanwhile(tiny
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P2"], 10.0))
     fx, fy = plate_front(tiny, ["G1S1P2"])
     found = walk(watch, lambda t: [Tr("", fx, fy), Tr("s2", 0.5, 3.5)], 20.0, 22.0)
-    found += walk(watch, lambda t: [Tr("s2", 0.5, 3.5)], 22.0, 23.0)
+    found += walk(watch, lambda t: [Tr("s2", 0.5, 3.5)], 22.0, 25.0)
     assert [(f.session_id, f.plate_id, f.seen) for f in found] == [("", "G1S1P2", ("s2",))]
 
 
 def test_switched_off_it_reports_nothing(tiny):
     watch = PlateWatch(tiny, PlateWatchParams(enabled=False))
     watch.on_shelf(health(PLATE_SILENT, ["G1S1P1"], 10.0))
-    assert walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 23.0) + walk(watch, away("s1"), 23.0, 25.0) == []
+    assert walk(watch, stand("s1", "G1S1P1", tiny), 20.0, 23.0) + walk(watch, away("s1"), 23.0, 26.0) == []
 
 
 def _enter(book, sid, t_s, staff=False):

@@ -215,3 +215,27 @@ def test_a_shopper_who_scanned_out_gives_up_the_session_and_never_takes_the_next
     assert named == ["s-blue"]
     assert all(t.session_id != "s-red" for t in tracker.tracks)
     assert "" not in tracker.whereabouts(exit_.x, exit_.y, t1, t1 + 11 * STEP)   # she is not a lost shopper
+
+
+def test_a_track_never_takes_a_detection_that_does_not_look_like_it(tracker):
+    red, blue = look(0), look(20)
+    for k in range(10):                       # red walks along the aisle
+        tracker.on_detections(T0 + k * STEP, [LookDet(3.0 + 0.1 * k, 1.5, appearance=red)])
+    (track,) = tracker.confirmed()
+    # next frame the camera misses red; a stranger in blue stands 0.3 m from where red is heading:
+    # well inside red's gate, and red was seen a moment ago
+    tracker.on_detections(T0 + 10 * STEP, [LookDet(4.2, 1.3, appearance=blue)])
+    assert track.last_ns == T0 + 9 * STEP and len(tracker.tracks) == 2
+    tracker.on_detections(T0 + 11 * STEP, [LookDet(4.1, 1.5, appearance=red), LookDet(4.2, 1.3, appearance=blue)])
+    assert track.last_ns == T0 + 11 * STEP and track.x[0] == pytest.approx(4.1, abs=0.15)
+
+
+def test_a_false_detection_at_the_gate_does_not_push_the_queue(tracker, minimart):
+    gate = minimart.gates["gate_entry_1"]
+    tracker.on_gate(GateEvent(T0, "gate_entry_1", ENTRY, "s-first", "h1"))
+    tracker.on_gate(GateEvent(T0 + 5 * STEP, "gate_entry_1", ENTRY, "s-second", "h2"))
+    # a false detection near the gate, seen once (a tentative track that dies), then the first shopper
+    tracker.on_detections(T0 + 6 * STEP, [Det(gate.x + 2.0, gate.y + 1.0, score=0.55)])
+    walk(tracker, (gate.x, gate.y + 0.3), (0.0, 0.8), 6, t0=T0 + 7 * STEP)
+    named = [t.session_id for t in tracker.confirmed() if t.session_id]
+    assert named == ["s-first"]
