@@ -1,15 +1,15 @@
 """The one fusion pipeline: stamp-ordered inputs -> receipts, for the live node and for replay.
 
-Gate events are ordered by their stamp; shelf events by the stamp at which the change *started*,
-so an item taken just before the exit scan lands on the receipt even though it settles after it.
+Gate events are ordered by their stamp; shelf events by the stamp at which the change *started*.
 Camera detections feed the shopper tracker in the same order; when several sessions are inside, the
-tracks near the plate when the change started say who the payer is. Where shoppers stood *after* the
-start counts too (the one who reaches stays at the plate; the one walking past does not), so a pick
-or put waits in the stream until the cameras have reached the end of that window
-(receipt.WINDOW_AFTER_NS). Exit scans do not wait (the final receipt is due within a second of the
-exit): a change that started less than that window before a visit's exit scan is attributed among
-the visits still inside. The shopper scanning out cannot have made it: in every store here the
-nearest stocked plate is >= 4.3 m from an exit gate, seconds on foot after the hand leaves the shelf.
+tracks at the plate's front say who the payer is, and where shoppers stood *after* the start counts
+(the one who reaches stays at the plate; the one walking past does not), so a pick or put waits in
+the stream until the cameras have reached the end of that window (receipt.WINDOW_AFTER_NS). Exit
+scans do not wait (the final receipt is due within a second of the exit): a change that started
+before a visit's exit scan but reaches the book after it is attributed among the visits inside when
+it started, that one included, and a line for it amends that visit's final receipt (published again,
+with the exit's stamp). In the stores here the nearest stocked plate is >= 4.3 m from an exit gate,
+so that is rare.
 """
 from __future__ import annotations
 
