@@ -1,15 +1,14 @@
 """The one fusion pipeline: stamp-ordered inputs -> receipts, for the live node and for replay.
 
-Gate events are ordered by their stamp; shelf events by the stamp at which the change *started*.
+Gate events are ordered by their stamp; shelf events by the stamp at which the change *started*,
+so an item taken just before the exit scan lands on the receipt even though it settles after it.
 Camera detections feed the shopper tracker in the same order; when several sessions are inside, the
-tracks at the plate's front say who the payer is, and where shoppers stood *after* the start counts
-(the one who reaches stays at the plate; the one walking past does not), so a pick or put waits in
-the stream until the cameras have reached the end of that window (receipt.WINDOW_AFTER_NS). Exit
-scans do not wait (the final receipt is due within a second of the exit): a change that started
-before a visit's exit scan but reaches the book after it is attributed among the visits inside when
-it started, that one included, and a line for it amends that visit's final receipt (published again,
-with the exit's stamp). In the stores here the nearest stocked plate is >= 4.3 m from an exit gate,
-so that is rare.
+tracks at the plate's front say who the payer is. Where shoppers stood *after* the start counts too
+(the one who reaches stays at the plate; the one walking past does not), but the live line cannot
+wait for it (it is due a moment after the change settles): the line is billed when the stream reaches
+the start, and the change is attributed again when the stream has passed the end of the window
+(receipt.WINDOW_AFTER_NS); a changed answer amends the line, or the final receipt if the visit has
+left meanwhile (ReceiptBook.recheck).
 """
 from __future__ import annotations
 
@@ -27,6 +26,14 @@ from storefuse_core.track import ShopperTracker
 
 def sources_for(store: Store) -> list[str]:
     return sorted(store.gates) + sorted(store.boards) + sorted(store.cameras)
+
+
+class _Recheck:
+    """A billed change to attribute again once the stream has passed the end of its window."""
+    __slots__ = ("ev", "stamp_ns")
+
+    def __init__(self, ev: ShelfEvent, stamp_ns: int):
+        self.ev, self.stamp_ns = ev, stamp_ns
 
 
 class _Frame:
@@ -60,6 +67,7 @@ class FusionPipeline:
         # Track snapshots per camera frame, for IDF1/MOTA: only when asked (replay/eval); a live
         # node would otherwise grow this list for as long as it runs.
         self.record_tracks = False
+        self._now_ns = 0                # node clock of the latest step (rechecks queued meanwhile arrive then)
         self.track_frames: list[tuple[int, list[tuple[str, float, float]]]] = []
 
     def push_gate(self, ev: GateEvent, now_ns: int = 0) -> None:
@@ -67,8 +75,7 @@ class FusionPipeline:
         self._received(ev.gate_id)
 
     def push_shelf(self, ev: ShelfEvent, now_ns: int = 0) -> None:
-        look = WINDOW_AFTER_NS if ev.kind in (PICK, PUT) else 0
-        self.buffer.push((ev.start_ns + look, 1, ev.event_id), ev, now_ns)
+        self.buffer.push((ev.start_ns, 1, ev.event_id), ev, now_ns)
         self._received(f"scale_{ev.gondola_id}")
 
     def push_detections(self, camera_id: str, stamp_ns: int, detections, now_ns: int = 0) -> None:
@@ -99,11 +106,14 @@ class FusionPipeline:
             self.buffer.advance(source, self.pending.pop(source)[0])
 
     def step(self, now_ns: int) -> list[Receipt]:
+        self._now_ns = now_ns
         return self._apply(self.buffer.pop_ready(now_ns))
 
     def finish(self, stamp_ns: int, reason: str = "end_of_bag") -> list[Receipt]:
         """Drain everything and close the sessions still open (e.g. at the end of a bag)."""
-        out = self._apply(self.buffer.flush())
+        out = []
+        while len(self.buffer):         # applying may queue rechecks
+            out += self._apply(self.buffer.flush())
         out += self._cart_word(stamp_ns, drain=True)
         return out + self.book.finalize_open(stamp_ns, reason)
 
@@ -167,9 +177,15 @@ class FusionPipeline:
                 self.plate_watch.on_shelf(item)
                 if item.kind not in (PICK, PUT):
                     continue        # plate health: for the watch, never a receipt line
+            if isinstance(item, _Recheck):
+                out += self.book.recheck(item.ev, item.stamp_ns)
+                continue
             r = self.book.apply_gate(item) if isinstance(item, GateEvent) else self.book.apply_shelf(item)
             if r is not None:
                 out.append(r)
+            if isinstance(item, ShelfEvent) and self.book.billed_line(item.event_id) is not None:
+                at = item.start_ns + WINDOW_AFTER_NS
+                self.buffer.push((at, 1, item.event_id, "recheck"), _Recheck(item, at), self._now_ns)
             if isinstance(item, ShelfEvent) and self.carts is not None and self.carts.active:
                 a = self.book.last_attribution
                 if a is not None and self.book.billed_line(item.event_id) is not None:

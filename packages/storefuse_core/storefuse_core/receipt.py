@@ -173,6 +173,46 @@ class ReceiptBook:
                     confidence=round(prob * attribution, 6))
         return self._write(key, payer.session_id, ev.stamp_ns, "line", body)
 
+    def recheck(self, ev: ShelfEvent, stamp_ns: int) -> list[Receipt]:
+        """Attribute a billed change again once the cameras have seen the whole window after its
+        start (the live line was billed when fusion reached the start, with nothing after it: the
+        shopper still walking up loses to one passing by). When the answer changed, one append-only
+        row `window/<event>` replaces the line's contribution (the first stays in the ledger); a
+        receipt already final is amended and published again."""
+        key = f"window/{ev.event_id}"
+        old = self._event_lines.get(ev.event_id)
+        if old is None or self.ledger.has(key):
+            return []
+        old_sid, old_body = old
+        if "cart" in old_body or ev.kind != PICK:
+            return []               # the carts have spoken on the full window already; a put-back
+                                    # goes to whoever holds the item, decided when it was billed
+        inside = [s for s in self.sessions.values()
+                  if s.entry_ns <= ev.start_ns and (not s.closed or s.closed_ns > ev.start_ns)]
+        if len(inside) < 2:
+            return []
+        payer, attribution, others = self._attribute(inside, ev)
+        choice = None if payer.staff else self._choose(payer, ev)
+        if choice is None:
+            return []               # staff or nothing to put back: the first answer stands
+        cand, prob = choice
+        product = self.store.products[cand.sku]
+        body = {k: v for k, v in old_body.items() if k != "others"}
+        body.update(sku=cand.sku, name=product.name, unit_price=product.price,
+                    qty=cand.qty if ev.kind == PICK else -cand.qty, attribution=round(attribution, 6),
+                    confidence=round(prob * attribution, 6), replaces=old_sid)
+        if others:
+            body["others"] = others
+        if not body["confidence"] or (payer.session_id == old_sid and body["sku"] == old_body["sku"]
+                                      and body["confidence"] == old_body["confidence"]
+                                      and others == (old_body.get("others") or {})):
+            return []
+        r = self._write(key, payer.session_id, stamp_ns, "amend", body)
+        out = [r] if r is not None else []
+        if r is not None and old_sid != payer.session_id:
+            out.append(self.receipt(old_sid))
+        return out
+
     def apply_encounter(self, enc) -> Receipt | None:
         """Two visits' shoppers stayed side by side (handover.py): if either held something, both
         receipts are in doubt (an item may have changed hands) and go to review."""
@@ -420,7 +460,10 @@ class ReceiptBook:
         if not line.evidence and line.qty == 0:
             del s.lines[body["sku"]]
         s.revision += 1
-        s.last_ns = stamp_ns
+        if not s.closed:
+            s.last_ns = stamp_ns
+        elif s.status != REVIEWED:      # a final receipt amended: judged again, still the exit's receipt
+            s.status = FINAL if self.receipt(session_id).confidence >= self.review_threshold else NEEDS_REVIEW
 
     def _write(self, key, session_id, stamp_ns, kind, body) -> Receipt | None:
         if not self.ledger.append(key, session_id, stamp_ns, kind, body):
