@@ -145,10 +145,7 @@ class ReceiptBook:
         if self.ledger.has(key):
             self.stats.duplicates += 1
             return None
-        # who was inside when the change started: picks reach the book a moment after their start
-        # (pipeline.py), after the exit scan of a shopper who took something on the way out
-        inside = [s for s in self.sessions.values()
-                  if s.entry_ns <= ev.start_ns and (not s.closed or s.closed_ns > ev.start_ns)]
+        inside = self._inside_at(ev.start_ns)
         evidence = {"event_id": ev.event_id, "delta_grams": ev.delta_grams, "kind": ev.kind,
                     "candidates": [[c.sku, c.qty, round(c.probability, 6)] for c in ev.candidates]}
         if not inside:
@@ -173,6 +170,12 @@ class ReceiptBook:
                     confidence=round(prob * attribution, 6))
         return self._write(key, payer.session_id, ev.stamp_ns, "line", body)
 
+    def _inside_at(self, start_ns: int) -> list[_Session]:
+        """Who was inside when a change started, including a visit that has scanned out since (its
+        exit may be applied before a change that started just before it reaches the book)."""
+        return [s for s in self.sessions.values()
+                if s.entry_ns <= start_ns and (not s.closed or s.closed_ns > start_ns)]
+
     def recheck(self, ev: ShelfEvent, stamp_ns: int) -> list[Receipt]:
         """Attribute a billed change again once the cameras have seen the whole window after its
         start (the live line was billed when fusion reached the start, with nothing after it: the
@@ -187,8 +190,7 @@ class ReceiptBook:
         if "cart" in old_body or ev.kind != PICK:
             return []               # the carts have spoken on the full window already; a put-back
                                     # goes to whoever holds the item, decided when it was billed
-        inside = [s for s in self.sessions.values()
-                  if s.entry_ns <= ev.start_ns and (not s.closed or s.closed_ns > ev.start_ns)]
+        inside = self._inside_at(ev.start_ns)
         if len(inside) < 2:
             return []
         payer, attribution, others = self._attribute(inside, ev)
@@ -196,22 +198,8 @@ class ReceiptBook:
         if choice is None:
             return []               # staff or nothing to put back: the first answer stands
         cand, prob = choice
-        product = self.store.products[cand.sku]
-        body = {k: v for k, v in old_body.items() if k != "others"}
-        body.update(sku=cand.sku, name=product.name, unit_price=product.price,
-                    qty=cand.qty if ev.kind == PICK else -cand.qty, attribution=round(attribution, 6),
-                    confidence=round(prob * attribution, 6), replaces=old_sid)
-        if others:
-            body["others"] = others
-        if not body["confidence"] or (payer.session_id == old_sid and body["sku"] == old_body["sku"]
-                                      and body["confidence"] == old_body["confidence"]
-                                      and others == (old_body.get("others") or {})):
-            return []
-        r = self._write(key, payer.session_id, stamp_ns, "amend", body)
-        out = [r] if r is not None else []
-        if r is not None and old_sid != payer.session_id:
-            out.append(self.receipt(old_sid))
-        return out
+        return self._amend(key, stamp_ns, old_sid, old_body, payer.session_id, cand.sku,
+                           cand.qty if ev.kind == PICK else -cand.qty, prob, attribution, others, {})
 
     def apply_encounter(self, enc) -> Receipt | None:
         """Two visits' shoppers stayed side by side (handover.py): if either held something, both
@@ -294,21 +282,28 @@ class ReceiptBook:
                 payer = old_sid
             else:
                 sku, prob = choice[0].sku, choice[1]
-        attribution = shares[payer]
+        others = {k: round(p, 6) for k, p in sorted(shares.items()) if k != payer and p >= OTHERS_MIN}
+        extra = {"cameras": {"payer": old_sid, "attribution": old_body.get("attribution", 1.0)},
+                 "cart": verdict.as_dict()}
+        return self._amend(key, stamp_ns, old_sid, old_body, payer, sku,
+                           abs(old_body["qty"]) * (1 if ev.kind == PICK else -1), prob, shares[payer], others, extra)
+
+    def _amend(self, key: str, stamp_ns: int, old_sid: str, old_body: dict, payer: str, sku: str, qty: int,
+               prob: float, attribution: float, others: dict, extra: dict) -> list[Receipt]:
+        """A billed line's new answer (payer, product, confidence) as one append-only `amend` row that
+        replaces its contribution; nothing is written when the answer is the same. The receipts of
+        the new payer and, if it moved, of the old one come back to be published."""
         product = self.store.products[sku]
         body = {k: v for k, v in old_body.items() if k not in ("others", "cart")}
-        body.update(sku=sku, name=product.name, unit_price=product.price,
-                    qty=abs(old_body["qty"]) * (1 if ev.kind == PICK else -1),
+        body.update(sku=sku, name=product.name, unit_price=product.price, qty=qty,
                     attribution=round(attribution, 6), confidence=round(prob * attribution, 6),
-                    cameras={"payer": old_sid, "attribution": old_body.get("attribution", 1.0)},
-                    cart=verdict.as_dict(), replaces=old_sid)
-        others = {k: round(p, 6) for k, p in sorted(shares.items()) if k != payer and p >= OTHERS_MIN}
+                    **extra, replaces=old_sid)
         if others:
             body["others"] = others
         if not body["confidence"] or (payer == old_sid and sku == old_body["sku"]
                                       and body["confidence"] == old_body["confidence"]
                                       and others == (old_body.get("others") or {})):
-            return []               # the carts change nothing here
+            return []
         r = self._write(key, payer, stamp_ns, "amend", body)
         out = [r] if r is not None else []
         if r is not None and old_sid != payer:
@@ -463,7 +458,11 @@ class ReceiptBook:
         if not s.closed:
             s.last_ns = stamp_ns
         elif s.status != REVIEWED:      # a final receipt amended: judged again, still the exit's receipt
-            s.status = FINAL if self.receipt(session_id).confidence >= self.review_threshold else NEEDS_REVIEW
+            self._judge(s)
+
+    def _judge(self, s: _Session) -> None:
+        """A closed receipt is final when sure enough, else it waits for a human."""
+        s.status = FINAL if self.receipt(s.session_id).confidence >= self.review_threshold else NEEDS_REVIEW
 
     def _write(self, key, session_id, stamp_ns, kind, body) -> Receipt | None:
         if not self.ledger.append(key, session_id, stamp_ns, kind, body):
@@ -499,7 +498,7 @@ class ReceiptBook:
             line.evidence.append(body["event_id"])
             self._event_lines[body["event_id"]] = (session_id, body)
             if s.closed and s.status != REVIEWED:      # a late line on a final receipt: judged again
-                s.status = FINAL if self.receipt(session_id).confidence >= self.review_threshold else NEEDS_REVIEW
+                self._judge(s)
         elif kind == "unexplained":
             s.flags.append(body["event_id"])
         elif kind in ("encounter", "identity"):
@@ -511,8 +510,7 @@ class ReceiptBook:
             s.flags.append(f"silent_plate?{body['plate']}")
         elif kind == "close":
             s.closed, s.closed_ns = True, stamp_ns
-            r = self.receipt(session_id)
-            s.status = FINAL if r.confidence >= self.review_threshold else NEEDS_REVIEW
+            self._judge(s)
             s.reason = body["reason"] if s.status == FINAL else f"{body['reason']},low_confidence"
         elif kind == "review":
             s.lines = {}
