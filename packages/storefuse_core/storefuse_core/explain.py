@@ -65,17 +65,31 @@ def _watch(pipeline: FusionPipeline) -> dict[str, Blame]:
     very answer the book is about to act on) before the book applies it."""
     book = pipeline.book
     blames: dict[str, Blame] = {}
-    apply_shelf = book.apply_shelf
+    apply_shelf, recheck = book.apply_shelf, book.recheck
+
+    def blame(ev: ShelfEvent) -> Blame | None:
+        inside = book._inside_at(ev.start_ns)
+        if not inside:
+            return None
+        a = book.attribution(inside, ev)
+        return Blame([s.session_id for s in inside], [(s.session_id, s.entry_ns) for s in a.pool],
+                     a.holders, a.weights, dict(a.where), a.payer.session_id, a.shares)
 
     def watched(ev: ShelfEvent):
-        inside = [s for s in book.sessions.values() if not s.closed and s.entry_ns <= ev.start_ns]
-        if inside and ev.event_id not in blames:
-            a = book.attribution(inside, ev)
-            blames[ev.event_id] = Blame([s.session_id for s in inside], [(s.session_id, s.entry_ns) for s in a.pool],
-                                        a.holders, a.weights, dict(a.where), a.payer.session_id, a.shares)
+        if ev.event_id not in blames:
+            b = blame(ev)
+            if b is not None:
+                blames[ev.event_id] = b
         return apply_shelf(ev)
 
-    book.apply_shelf = watched
+    def rechecked(ev: ShelfEvent, stamp_ns: int):
+        b = blame(ev)          # the answer once the cameras have seen the window after the start ...
+        out = recheck(ev, stamp_ns)
+        if out and b is not None:
+            blames[ev.event_id] = b         # ... is the line's when it amended it (a `window/` row)
+        return out
+
+    book.apply_shelf, book.recheck = watched, rechecked
     return blames
 
 
@@ -230,8 +244,9 @@ def explain_session(ev: Evidence, session: str | None, window_s: float = WINDOW_
     shelf = {e.event_id: e for e in ev.result.shelf_events}
     rows = {key.removeprefix("event/"): (s, stamp, kind, body) for key, s, stamp, kind, body in ev.rows
             if key.startswith("event/")}
-    rows.update({key.removeprefix("cart/"): (s, stamp, "line", body) for key, s, stamp, kind, body in ev.rows
-                 if key.startswith("cart/") and kind == "amend"})      # the line as the carts amended it
+    for key, s, stamp, kind, body in ev.rows:       # the line as amended last (ledger order)
+        if kind == "amend" and key.startswith(("cart/", "window/")):      # by the carts, by the recheck
+            rows[key.split("/", 1)[1]] = (s, stamp, "line", body)
     info = {"session_id": sid}
     for _, s, stamp, kind, body in ev.rows:
         if s == sid and kind == "open":
