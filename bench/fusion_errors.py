@@ -30,7 +30,7 @@ def analyse(gt: dict, result) -> dict:
     rows = list(result.ledger_rows)
     billed = {}                      # event id -> (visit, sku, qty, kind of row, confidence, attribution)
     for key, session, _stamp, kind, body in rows:
-        if key.startswith(("event/", "cart/")):      # cart/: a line amended by the smart carts' word
+        if key.startswith(("event/", "cart/", "window/")):      # amended by the carts' word, by the recheck
             billed[body["event_id"]] = (visit_of_session.get(session, session[:8] if session else ""),
                                         body.get("sku"), body.get("qty"), "line" if kind == "amend" else kind,
                                         body.get("confidence"), body.get("attribution"))

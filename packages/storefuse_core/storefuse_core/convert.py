@@ -11,7 +11,7 @@ import importlib
 
 import numpy as np
 
-from storefuse_core.events import Candidate, GateEvent, PlateBlock, Receipt, ReceiptLine, ShelfEvent
+from storefuse_core.events import Candidate, GateEvent, PlateBlock, ProductView, Receipt, ReceiptLine, ShelfEvent
 
 P = "storefuse_interfaces/msg/"
 
@@ -88,6 +88,24 @@ def shelf_event_from_msg(m) -> ShelfEvent:
                       float(m.noise_sd), int(m.kind),
                       [Candidate(c.sku, c.name, int(c.qty), float(c.unit_grams), float(c.probability))
                        for c in m.candidates])
+
+
+# ---- ProductViews ------------------------------------------------------------------------------
+def product_views_to_msg(f: MsgFactory, camera_id: str, t_ns: int, views: list[ProductView], names: dict[str, str]):
+    """One camera frame's product views (names: sku -> product name, for a human reading the bag)."""
+    items = [f(P + "ProductView", gondola_id=v.gondola_id, shelf_id=v.shelf_id,
+               position=f("geometry_msgs/msg/Point", x=float(v.x), y=float(v.y), z=float(v.z)),
+               pixels=float(v.pixels),
+               candidates=[f(P + "ProductCandidate", sku=sku, name=names.get(sku, ""), qty=0, unit_grams=0.0,
+                             probability=float(p)) for sku, p in v.probabilities]) for v in views]
+    return f(P + "ProductViews", header=header(f, t_ns, "map"), camera_id=camera_id, views=items)
+
+
+def product_views_from_msg(m) -> list[ProductView]:
+    t = stamp_ns(m.header.stamp)
+    return [ProductView(t, m.camera_id, v.gondola_id, v.shelf_id, float(v.position.x), float(v.position.y),
+                        float(v.position.z), float(v.pixels),
+                        tuple((c.sku, float(c.probability)) for c in v.candidates)) for v in m.views]
 
 
 # ---- GateEvent ---------------------------------------------------------------------------------

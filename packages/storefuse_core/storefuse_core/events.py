@@ -51,6 +51,21 @@ class ShelfEvent:
     candidates: list[Candidate]
 
 
+@dataclass(frozen=True)
+class ProductView:
+    """An item a camera saw in a shopper's hand at a shelf, with its classifier's answer (the
+    ProductViews message): evidence of *what* was taken or put back, never of who."""
+    stamp_ns: int
+    camera_id: str
+    gondola_id: str
+    shelf_id: str
+    x: float
+    y: float
+    z: float
+    pixels: float
+    probabilities: tuple[tuple[str, float], ...]     # (sku, probability), most likely first
+
+
 @dataclass
 class GateEvent:
     stamp_ns: int

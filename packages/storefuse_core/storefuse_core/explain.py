@@ -85,9 +85,9 @@ def _watch(pipeline: FusionPipeline) -> dict[str, Blame]:
     def rechecked(ev: ShelfEvent, stamp_ns: int):
         b = blame(ev)          # the answer once the cameras have seen the window after the start ...
         out = recheck(ev, stamp_ns)
-        if out and b is not None:
-            blames[ev.event_id] = b         # ... is the line's when it amended it (a `window/` row)
-        return out
+        if out and b is not None and ev.kind == PICK:
+            blames[ev.event_id] = b         # ... is the line's when it amended it (a `window/` row); a
+        return out                          # put-back's recheck only chooses the product again
 
     book.apply_shelf, book.recheck = watched, rechecked
     return blames
@@ -233,6 +233,13 @@ def _event(ev: Evidence, sev: ShelfEvent, rows: dict) -> dict:
         out["chosen"] = {"sku": body["sku"], "name": body["name"], "qty": body["qty"],
                          "probability": round(body["confidence"] / attribution, 6)}
         out["confidence"] = body["confidence"]
+    if body.get("views"):       # what a camera saw in the hand re-weighed the scale's candidates
+        names = {sku: p.name for sku, p in ev.store.products.items()}
+        out["views"] = [{"camera_id": cam, "stamp_ns": t, "at": clock(t), "pixels": px,
+                         "top": [{"sku": sku, "name": names.get(sku, sku), "probability": p} for sku, p in top]}
+                        for cam, t, px, top in body["views"]]
+        out["seen_candidates"] = [{"sku": sku, "name": names.get(sku, sku), "qty": qty, "probability": p}
+                                  for sku, qty, p in body.get("seen_candidates", [])]
     out["attribution"] = _attribution(ev, sev, row)
     return out
 
@@ -281,12 +288,21 @@ def explain_session(ev: Evidence, session: str | None, window_s: float = WINDOW_
             maybe.append(_event(ev, shelf[eid], rows))
             unbilled *= 1.0 - share
     # Why a human must look, whatever the lines say: the ledger's review flags on this session.
+    # Items the cameras saw changing hands (ReceiptBook.resolve_hand_over): they settle that pair's encounter.
+    names = {sku: p.name for sku, p in ev.store.products.items()}
+    hand_overs = [dict(body, to=s, stamp_ns=stamp, at=clock(stamp),
+                       views=[{"camera_id": cam, "at": clock(t), "pixels": px,
+                               "top": [{"sku": k, "name": names.get(k, k), "probability": p} for k, p in top]}
+                              for cam, t, px, top in body.get("views", [])])
+                  for _, s, stamp, kind, body in ev.rows if kind == "hand_over" and sid in (s, body["from"])]
+    settled = {frozenset((h["to"], h["from"])) for h in hand_overs}
     flags = [dict(body, kind=kind, session_id=s, stamp_ns=stamp, at=clock(stamp)) for _, s, stamp, kind, body in ev.rows
-             if kind in REVIEW_FLAGS and (s == sid or body.get("other") == sid)]
+             if kind in REVIEW_FLAGS and (s == sid or body.get("other") == sid)
+             and not (kind == "encounter" and frozenset((s, body["other"])) in settled)]
     out = {"bag": str(ev.path), "store": ev.store.name, "currency": ev.store.currency, "window_s": window_s,
            "cameras": bool(ev.result.track_frames), "session": info, "receipt": final, "lines": lines,
            "cancelled": list(cancelled.values()), "other_events": others, "might_have_had": maybe,
-           "unbilled_probability": round(unbilled, 6), "review_flags": flags}
+           "unbilled_probability": round(unbilled, 6), "review_flags": flags, "hand_overs": hand_overs}
     every = [e for group in (lines, out["cancelled"]) for line in group for e in line["events"]] + others + maybe
     traces = weight_traces(ev.path, ev.store, [shelf[e["event_id"]] for e in every], window_s)
     for e in every:

@@ -6,7 +6,8 @@ changed hands; the receipts of both visits then need a human, unless nothing was
 an aisle is too short to count, and so is walking up to someone standing at a shelf and past them:
 handing something over takes keeping pace with the other shopper (both standing, or walking side by
 side), so only a pair whose velocities agree counts. Shoppers of one visit (a party) never count:
-their items share a receipt.
+their items share a receipt. Where a camera saw the item in a hand between the two, it says what
+changed hands (ReceiptBook.resolve_hand_over): the encounter carries where the pair stood.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class Encounter:
     session_b: str
     start_ns: int
     end_ns: int
+    x: float = 0.0          # the pair's midpoint when reported
+    y: float = 0.0
 
 
 class HandOverWatch:
@@ -38,7 +41,7 @@ class HandOverWatch:
             return []
         self.last_ns = stamp_ns
         bound = [(t.session_id, t.x) for t in tracks if t.session_id]
-        close: set[tuple[str, str]] = set()
+        close: dict[tuple[str, str], tuple[float, float]] = {}
         if len(bound) > 1:
             x = np.array([[float(v) for v in s[:4]] for _, s in bound])
             d = np.hypot(x[:, None, 0] - x[None, :, 0], x[:, None, 1] - x[None, :, 1])
@@ -47,13 +50,13 @@ class HandOverWatch:
             for i, j in zip(*np.nonzero(np.triu(together, 1))):
                 a, b = sorted((bound[i][0], bound[j][0]))
                 if a != b:
-                    close.add((a, b))
+                    close[(a, b)] = (float(x[i, 0] + x[j, 0]) / 2, float(x[i, 1] + x[j, 1]) / 2)
         out = []
         for pair in sorted(close):
             since = self.close_since.setdefault(pair, stamp_ns)
             if stamp_ns - since >= self.min_ns and pair not in self.reported:
                 self.reported.add(pair)
-                out.append(Encounter(pair[0], pair[1], since, stamp_ns))
+                out.append(Encounter(pair[0], pair[1], since, stamp_ns, *close[pair]))
         for pair in [p for p in self.close_since if p not in close]:
             del self.close_since[pair]
         return out

@@ -19,7 +19,8 @@ from storefuse_core.identity import IdentityGuard
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 from storefuse_core.plate_watch import PlateWatch, PlateWatchParams
-from storefuse_core.receipt import WINDOW_AFTER_NS, ReceiptBook
+from storefuse_core.product_views import ViewBook
+from storefuse_core.receipt import HAND_OVER_AFTER_NS, WINDOW_AFTER_NS, ReceiptBook
 from storefuse_core.reorder import ReorderBuffer
 from storefuse_core.track import ShopperTracker
 
@@ -36,6 +37,14 @@ class _Recheck:
         self.ev, self.stamp_ns = ev, stamp_ns
 
 
+class _HandCheck:
+    """An encounter to settle with what the cameras saw between the pair, once they have had time to."""
+    __slots__ = ("enc", "stamp_ns")
+
+    def __init__(self, enc, stamp_ns: int):
+        self.enc, self.stamp_ns = enc, stamp_ns
+
+
 class _Frame:
     """One camera frame's detections, as an item of the reorder buffer."""
     __slots__ = ("camera_id", "stamp_ns", "detections")
@@ -48,7 +57,7 @@ class FusionPipeline:
     def __init__(self, store: Store, ledger: Ledger | None = None, max_wait_s: float = 3.0,
                  review_threshold: float = 0.9, sources: list[str] | None = None,
                  plate_watch: PlateWatchParams | None = None,
-                 cart_evidence: bool | CartShopperParams = True):
+                 cart_evidence: bool | CartShopperParams = True, product_views: bool = True):
         self.store = store
         self.book = ReceiptBook(store, ledger, review_threshold)
         self.buffer = ReorderBuffer(sources if sources is not None else sources_for(store),
@@ -64,6 +73,10 @@ class FusionPipeline:
         self.carts = None if cart_evidence is False else CartShoppers(
             cart_evidence if isinstance(cart_evidence, CartShopperParams) else None)
         self.book.locate = self.tracker.whereabouts
+        # What cameras saw in hands: not a reorder-buffer source either (sparse, and only needed at a
+        # change's recheck, when the cameras' own watermarks are past the window).
+        if product_views:
+            self.book.views = ViewBook(store)
         # Track snapshots per camera frame, for IDF1/MOTA: only when asked (replay/eval); a live
         # node would otherwise grow this list for as long as it runs.
         self.record_tracks = False
@@ -82,6 +95,15 @@ class FusionPipeline:
         """A camera frame's detections (objects with x, y, cov, score); frames come in stamp order."""
         self.buffer.push((stamp_ns, 2, camera_id), _Frame(camera_id, stamp_ns, list(detections)), now_ns)
         self.buffer.advance(camera_id, stamp_ns)
+
+    @property
+    def views_on(self) -> bool:
+        return self.book.views is not None
+
+    def push_product_view(self, view) -> None:
+        """An item a camera saw in a hand (ProductViews), used when a change around it is rechecked."""
+        if self.book.views is not None:
+            self.book.views.add(view)
 
     def push_cart_pose(self, cart_id: str, stamp_ns: int, x: float, y: float) -> None:
         """A cart's pose in map (cart_localizer), in stamp order per cart."""
@@ -151,6 +173,10 @@ class FusionPipeline:
                     r = self.book.apply_encounter(enc)
                     if r is not None:
                         out.append(r)
+                        if self.views_on:
+                            at = enc.end_ns + HAND_OVER_AFTER_NS
+                            self.buffer.push((at, 1, enc.session_a, enc.session_b, "hand_over"), _HandCheck(enc, at),
+                                             self._now_ns)
                 for stay in self.plate_watch.observe(item.stamp_ns, confirmed):
                     out += self.book.apply_silent_plate(stay)
                 if not self.record_tracks:
@@ -177,6 +203,9 @@ class FusionPipeline:
                 self.plate_watch.on_shelf(item)
                 if item.kind not in (PICK, PUT):
                     continue        # plate health: for the watch, never a receipt line
+            if isinstance(item, _HandCheck):
+                out += self.book.resolve_hand_over(item.enc, item.stamp_ns)
+                continue
             if isinstance(item, _Recheck):
                 out += self.book.recheck(item.ev, item.stamp_ns)
                 continue

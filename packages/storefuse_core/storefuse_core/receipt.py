@@ -8,7 +8,7 @@ cameras put at the plate when it started (or, without cameras, the one inside).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from storefuse_core.events import (
     ENTRY,
@@ -25,6 +25,8 @@ from storefuse_core.events import (
 )
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
+from storefuse_core.product import candidates as weight_candidates
+from storefuse_core.product_views import ViewBook, evidence, fuse, likelihoods
 
 # Attribution from tracks (see ReceiptBook.attribution).
 STAND_OFF_M = 0.45        # a reaching shopper's floor point is this far in front of the gondola
@@ -100,14 +102,23 @@ class BookStats:
     staff_events: int = 0
 
 
+# What a camera saw between two shoppers settles a hand-over only when this sure among what they hold.
+HAND_OVER_MIN_PROBABILITY = 0.8
+UNSEEN_ITEM_PRIOR = 0.1                 # that the item changing hands is on neither receipt (a missed pick)
+HAND_OVER_BEFORE_NS = 1_000_000_000     # the item may be seen a moment before the pair counted as together
+HAND_OVER_AFTER_NS = 2_000_000_000      # ... and until this long after (the pipeline checks then)
+
 # A put-back candidate less likely than this is no evidence that the payer holds it: the scale's
 # long tail (a 45 g put also lists a 55 g product at ~1e-12) must never cancel someone's line.
 PUT_BACK_MIN_PROBABILITY = 0.05
+NOT_HELD_PUT = 0.2
 
 
-def _holds(s: _Session, c) -> bool:
+def _holds(s: _Session, c, billed: dict | None = None) -> bool:
+    """`billed`: this change's own line body, already on the receipt (a recheck): not counted."""
     line = s.lines.get(c.sku)
-    return c.probability >= PUT_BACK_MIN_PROBABILITY and line is not None and line.qty >= c.qty
+    qty = 0 if line is None else line.qty - (billed["qty"] if billed and billed["sku"] == c.sku else 0)
+    return c.probability >= PUT_BACK_MIN_PROBABILITY and line is not None and qty >= c.qty
 
 
 class ReceiptBook:
@@ -119,7 +130,12 @@ class ReceiptBook:
         self.stats = BookStats()
         self.locate = None          # (x, y, t0, t1) -> {session: track.Whereabouts}: from tracking
         self.last_attribution: Attribution | None = None    # the latest shelf change's (cart_shopper.py)
+        self.views: ViewBook | None = None      # what cameras saw in hands (product_views.py), if fed
         self._event_lines: dict[str, tuple[str, dict]] = {}  # event id -> (session, line body) in force
+        # Units put back onto another product's plate, and those since taken from there (event id ->
+        # (plate, sku)): the next pick there may be the stray, which the scale's planogram cannot know.
+        self._strays_put: dict[str, tuple[str, str]] = {}
+        self._strays_taken: dict[str, tuple[str, str]] = {}
         for row in self.ledger.entries():
             self._fold(*row)
 
@@ -146,7 +162,9 @@ class ReceiptBook:
             self.stats.duplicates += 1
             return None
         inside = self._inside_at(ev.start_ns)
+        ev = self._with_strays(ev)
         evidence = {"event_id": ev.event_id, "delta_grams": ev.delta_grams, "kind": ev.kind,
+                    "plates": list(ev.plate_ids),
                     "candidates": [[c.sku, c.qty, round(c.probability, 6)] for c in ev.candidates]}
         if not inside:
             self.stats.unattributed += 1
@@ -170,6 +188,40 @@ class ReceiptBook:
                     confidence=round(prob * attribution, 6))
         return self._write(key, payer.session_id, ev.stamp_ns, "line", body)
 
+    def strays(self, before: str = "") -> dict[str, set[str]]:
+        """plate -> products put back onto it (that belong elsewhere) and not yet taken from it; as
+        it was before the change `before` took one (a recheck weighs the same stray again)."""
+        count: dict[tuple[str, str], int] = {}
+        for key in self._strays_put.values():
+            count[key] = count.get(key, 0) + 1
+        for event_id, key in self._strays_taken.items():
+            if event_id != before:
+                count[key] = count.get(key, 0) - 1
+        out: dict[str, set[str]] = {}
+        for (plate, sku), n in sorted(count.items()):
+            if n > 0:
+                out.setdefault(plate, set()).add(sku)
+        return out
+
+    def _with_strays(self, ev: ShelfEvent) -> ShelfEvent:
+        """A pick from a plate holding a stray: the scale's candidates again, with the stray there."""
+        if ev.kind != PICK or not self._strays_put:
+            return ev
+        strays = self.strays(before=ev.event_id)
+        if not any(p in strays for p in ev.plate_ids):
+            return ev
+        deltas = dict(zip(ev.plate_ids, ev.plate_deltas))
+        return replace(ev, candidates=weight_candidates(self.store, ev.shelf_id, deltas, ev.delta_grams,
+                                                        ev.noise_sd, strays=strays))
+
+    def _note_stray(self, body: dict) -> None:
+        """A line on a plate that is not its product's own: a stray put there, or taken from there."""
+        plates = body.get("plates") or []
+        product = self.store.products.get(body["sku"])
+        if product is None or not plates or any(p in product.plates for p in plates):
+            return
+        (self._strays_put if body["qty"] < 0 else self._strays_taken)[body["event_id"]] = (plates[0], body["sku"])
+
     def _inside_at(self, start_ns: int) -> list[_Session]:
         """Who was inside when a change started, including a visit that has scanned out since (its
         exit may be applied before a change that started just before it reaches the book)."""
@@ -177,29 +229,41 @@ class ReceiptBook:
                 if s.entry_ns <= start_ns and (not s.closed or s.closed_ns > start_ns)]
 
     def recheck(self, ev: ShelfEvent, stamp_ns: int) -> list[Receipt]:
-        """Attribute a billed change again once the cameras have seen the whole window after its
-        start (the live line was billed when fusion reached the start, with nothing after it: the
-        shopper still walking up loses to one passing by). When the answer changed, one append-only
-        row `window/<event>` replaces the line's contribution (the first stays in the ledger); a
-        receipt already final is amended and published again."""
+        """Decide a billed change again once the cameras have seen the whole window after its start
+        (the live line was billed when fusion reached the start, with nothing after it): a pick is
+        attributed again (the shopper still walking up loses to one passing by at the start), and the
+        product of a pick or put-back is chosen again with what the cameras saw in the hand
+        (product_views.py). When the answer changed, one append-only row `window/<event>` replaces
+        the line's contribution (the first stays in the ledger); a receipt already final is amended
+        and published again."""
         key = f"window/{ev.event_id}"
         old = self._event_lines.get(ev.event_id)
         if old is None or self.ledger.has(key):
             return []
         old_sid, old_body = old
-        if "cart" in old_body or ev.kind != PICK:
-            return []               # the carts have spoken on the full window already; a put-back
-                                    # goes to whoever holds the item, decided when it was billed
+        if "cart" in old_body:
+            return []               # the carts have spoken on the full window already
+        ev = self._with_strays(ev)
+        seen = self.views.for_event(ev) if self.views is not None else []
+        if seen:
+            ev = replace(ev, candidates=fuse(ev.candidates, seen))
         inside = self._inside_at(ev.start_ns)
-        if len(inside) < 2:
+        if ev.kind == PICK and len(inside) >= 2:
+            payer, attribution, others = self._attribute(inside, ev)
+        elif seen and old_sid in self.sessions:     # a put-back goes to whoever holds the item, decided
+            payer = self.sessions[old_sid]          # when it was billed: only the product is in question
+            attribution, others = old_body.get("attribution", 1.0), old_body.get("others") or {}
+        else:
             return []
-        payer, attribution, others = self._attribute(inside, ev)
-        choice = None if payer.staff else self._choose(payer, ev)
+        own = old_body if payer.session_id == old_sid else None
+        choice = None if payer.staff else self._choose(payer, ev, own)
         if choice is None:
             return []               # staff or nothing to put back: the first answer stands
         cand, prob = choice
+        extra = {"views": evidence(seen), "seen_candidates": [[c.sku, c.qty, round(c.probability, 6)]
+                                                             for c in ev.candidates]} if seen else {}
         return self._amend(key, stamp_ns, old_sid, old_body, payer.session_id, cand.sku,
-                           cand.qty if ev.kind == PICK else -cand.qty, prob, attribution, others, {})
+                           cand.qty if ev.kind == PICK else -cand.qty, prob, attribution, others, extra)
 
     def apply_encounter(self, enc) -> Receipt | None:
         """Two visits' shoppers stayed side by side (handover.py): if either held something, both
@@ -212,6 +276,38 @@ class ReceiptBook:
         body = {"other": b.session_id, "start_ns": enc.start_ns}
         self._write(f"encounter/{a.session_id}/{b.session_id}", a.session_id, enc.end_ns, "encounter", body)
         return self.receipt(a.session_id)
+
+    def resolve_hand_over(self, enc, stamp_ns: int) -> list[Receipt]:
+        """A camera saw an item in a hand between the two shoppers of an encounter: if it is one of
+        the items that only one of them holds, the unit moves to the other (billed to whoever
+        leaves with it) and both receipts lose the encounter's doubt. An append-only row
+        `hand_over/<a>/<b>`; anything less clear leaves the receipts to a human."""
+        key = f"hand_over/{enc.session_a}/{enc.session_b}"
+        a, b = self.sessions.get(enc.session_a), self.sessions.get(enc.session_b)
+        if self.views is None or a is None or b is None or a.staff or b.staff or self.ledger.has(key):
+            return []
+        seen = self.views.between(enc.x, enc.y, enc.start_ns - HAND_OVER_BEFORE_NS, stamp_ns)
+        held = sorted({sku for s in (a, b) for sku, ln in s.lines.items() if ln.qty > 0})
+        if not seen or not held:
+            return []
+        # Only what they hold can change hands, unless one of them holds something no scale saw:
+        # a small prior share for that, spread like the camera's other answers.
+        listed = {k for v in seen for k, _ in v.probabilities} - set(held)
+        like = likelihoods(seen, set(held) | listed)
+        posterior = {k: (1 - UNSEEN_ITEM_PRIOR) / len(held) * like[k] for k in held}
+        rest = UNSEEN_ITEM_PRIOR * (sum(like[k] for k in listed) / len(listed) if listed else 0.0)
+        sku = max(held, key=lambda k: (posterior[k], k))
+        prob = posterior[sku] / (sum(posterior.values()) + rest)
+        givers = [s for s in (a, b) if s.lines.get(sku) is not None and s.lines[sku].qty > 0]
+        if len(givers) != 1 or prob < HAND_OVER_MIN_PROBABILITY:
+            return []
+        giver = givers[0]
+        taker = b if giver is a else a
+        product = self.store.products[sku]
+        body = {"from": giver.session_id, "sku": sku, "name": product.name, "unit_price": product.price, "qty": 1,
+                "confidence": round(prob, 6), "start_ns": enc.start_ns, "views": evidence(seen)}
+        r = self._write(key, taker.session_id, stamp_ns, "hand_over", body)
+        return [r, self.receipt(giver.session_id)] if r is not None else []
 
     def apply_identity_check(self, check) -> Receipt | None:
         """Two visits' shoppers met and parted (identity.py); when their colours could not say who
@@ -428,23 +524,27 @@ class ReceiptBook:
                 weights[k] += share
         return weights
 
-    def _choose(self, s: _Session, ev: ShelfEvent):
+    def _choose(self, s: _Session, ev: ShelfEvent, billed: dict | None = None):
         if not ev.candidates:
             return None
         if ev.kind == PICK:
             return ev.candidates[0], ev.candidates[0].probability
-        held = [(c.probability, c) for c in ev.candidates if _holds(s, c)]
+        held = [(c.probability, c) for c in ev.candidates if _holds(s, c, billed)]
         if not held:
             return None
         total = sum(p for p, _ in held)
         prob, cand = max(held, key=lambda item: (item[0], item[1].sku))
-        return cand, min(1.0, prob / max(total, 1e-12)) * min(1.0, total / 0.5)
+        # What the scale gives the rest (products the payer does not hold, or nothing it knows) stays
+        # a doubt, though a small one: a shopper puts back what they took, rarely what no scale saw.
+        return cand, min(1.0, prob / max(total + NOT_HELD_PUT * max(0.0, 1.0 - total), 1e-12))
 
     def _unfold_line(self, session_id: str, body: dict, stamp_ns: int) -> None:
         """Undo one line row's contribution (its quantity, its confidence factor, the doubt it put on others)."""
         for other, share in (body.get("others") or {}).items():
             if other in self.sessions and other != session_id and share < 1.0:
                 self.sessions[other].unbilled /= 1.0 - share
+        self._strays_put.pop(body["event_id"], None)
+        self._strays_taken.pop(body["event_id"], None)
         s = self.sessions.get(session_id)
         line = s.lines.get(body["sku"]) if s is not None else None
         if line is None or body["event_id"] not in line.evidence:
@@ -489,7 +589,7 @@ class ReceiptBook:
         if s is None:
             return
         s.revision += 1
-        if not (s.closed and kind == "line"):     # a late line amends the receipt of the exit, at its stamp
+        if not (s.closed and kind in ("line", "hand_over")):    # a late line amends the exit's receipt, at its stamp
             s.last_ns = stamp_ns
         if kind == "line":
             line = s.lines.setdefault(body["sku"], _Line(body["sku"], body["name"], body["unit_price"]))
@@ -497,6 +597,7 @@ class ReceiptBook:
             line.confidence *= body["confidence"]
             line.evidence.append(body["event_id"])
             self._event_lines[body["event_id"]] = (session_id, body)
+            self._note_stray(body)
             if s.closed and s.status != REVIEWED:      # a late line on a final receipt: judged again
                 self._judge(s)
         elif kind == "unexplained":
@@ -506,6 +607,23 @@ class ReceiptBook:
             other = self.sessions.get(body["other"])
             if other is not None:
                 other.flags.append(f"{'hand_over' if kind == 'encounter' else 'identity'}?{session_id}")
+        elif kind == "hand_over":       # one unit seen changing hands: off the giver's receipt, onto the taker's
+            giver = self.sessions.get(body["from"])
+            for who, qty in ((giver, -body["qty"]), (s, body["qty"])):
+                if who is None:
+                    continue
+                line = who.lines.setdefault(body["sku"], _Line(body["sku"], body["name"], body["unit_price"]))
+                line.qty += qty
+                line.confidence *= body["confidence"]
+                line.evidence.append(key)
+                other = body["from"] if who is s else session_id
+                who.flags = [f for f in who.flags if f != f"hand_over?{other}"]
+                if who is giver and who is not s:
+                    who.revision += 1
+                    if not who.closed:
+                        who.last_ns = stamp_ns
+                if who.closed and who.status != REVIEWED:
+                    self._judge(who)
         elif kind == "silent_plate":
             s.flags.append(f"silent_plate?{body['plate']}")
         elif kind == "close":

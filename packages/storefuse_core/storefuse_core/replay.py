@@ -11,7 +11,14 @@ from pathlib import Path
 
 from storefuse_core import topics
 from storefuse_core.bag import custom_data, read_bag
-from storefuse_core.convert import block_from_msg, detections_from_msg, gate_event_from_msg, receipt_from_msg, stamp_ns
+from storefuse_core.convert import (
+    block_from_msg,
+    detections_from_msg,
+    gate_event_from_msg,
+    product_views_from_msg,
+    receipt_from_msg,
+    stamp_ns,
+)
 from storefuse_core.events import ENTRY, PICK, PUT, GateEvent, Receipt, ShelfEvent
 from storefuse_core.gate import session_id_for
 from storefuse_core.layout import Store, load_store, parse_store
@@ -99,14 +106,17 @@ class _CartFeed:
 
 
 def replay_bag(path: str | Path, store_name: str | None = None,
-               pipeline: FusionPipeline | None = None, cart_evidence: bool = True) -> ReplayResult:
+               pipeline: FusionPipeline | None = None, cart_evidence: bool = True,
+               product_views: bool = True) -> ReplayResult:
     """`pipeline`: the caller's own (explain.py watches its decisions as they are made);
-    `cart_evidence`: False replays without the smart carts' word (the before/after of issue 6)."""
+    `cart_evidence` / `product_views`: False replays without the smart carts' word / without what
+    the cameras saw in hands (the before/after figures of issue 6)."""
     path = Path(path)
     store = store_of_bag(path, store_name)
     params = ShelfParams.from_dict(json.loads(custom_data(path).get("storefuse.shelf_params", "{}")))
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
-    pipeline = pipeline if pipeline is not None else FusionPipeline(store, cart_evidence=cart_evidence)
+    pipeline = pipeline if pipeline is not None else FusionPipeline(store, cart_evidence=cart_evidence,
+                                                                       product_views=product_views)
     pipeline.record_tracks = True
     result = ReplayResult([], [])
     wanted = [topics.PLATE_WEIGHTS, topics.GATE_EVENTS, topics.GATE_WATERMARK, topics.RECEIPTS_FINAL,
@@ -114,12 +124,19 @@ def replay_bag(path: str | Path, store_name: str | None = None,
     started: set[str] = set()
     gateless = not _has_gate_events(path)
     wanted += [topics.camera_topic(c) for c in store.cameras]
+    views = {topics.camera_topic(c, "products") for c in store.cameras} if pipeline.views_on else set()
+    wanted += sorted(views)
     carts = _CartFeed(path, store) if pipeline.carts is not None and store.carts else None
     wanted += sorted(carts.topics) if carts is not None else []
     for m in read_bag(path, wanted):
         if carts is not None and m.topic in carts.topics:
             result.messages += 1
             carts.feed(pipeline, m)
+            continue
+        if m.topic in views:
+            result.messages += 1
+            for view in product_views_from_msg(m.msg):
+                pipeline.push_product_view(view)
             continue
         if m.topic.startswith(f"{topics.NS}/cameras/"):
             stamp = stamp_ns(m.msg.header.stamp)

@@ -43,9 +43,11 @@ CART_TYPES = {"uwb": IFACE + "UwbRanges", "odom": "nav_msgs/msg/Odometry", "even
 
 
 def camera_topic(camera_id: str, leaf: str = "detections") -> str:
-    """/store/cameras/<cam>/detections (PersonDetections) or .../image/compressed (opt-in)."""
+    """/store/cameras/<cam>/detections (PersonDetections), .../products (ProductViews: items seen in
+    shoppers' hands) or .../image/compressed (opt-in)."""
     return f"{NS}/cameras/{camera_id}/{leaf}"
 
 
 DETECTIONS_TYPE = IFACE + "PersonDetections"
+PRODUCTS_TYPE = IFACE + "ProductViews"
 IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"

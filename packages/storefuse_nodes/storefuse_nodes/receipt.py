@@ -12,6 +12,7 @@ from storefuse_core.cart_shopper import change_from_msg
 from storefuse_core.convert import (
     detections_from_msg,
     gate_event_from_msg,
+    product_views_from_msg,
     receipt_from_msg,
     receipt_to_msg,
     shelf_event_from_msg,
@@ -21,7 +22,15 @@ from storefuse_core.events import OPEN
 from storefuse_core.layout import load_store
 from storefuse_core.ledger import Ledger
 from storefuse_core.pipeline import FusionPipeline
-from storefuse_interfaces.msg import CartEvent, GateEvent, PersonDetections, Receipt, ShelfEvent, Watermark
+from storefuse_interfaces.msg import (
+    CartEvent,
+    GateEvent,
+    PersonDetections,
+    ProductViews,
+    Receipt,
+    ShelfEvent,
+    Watermark,
+)
 from storefuse_interfaces.srv import GetReceipt, ResolveReview
 from storefuse_nodes.common import DURABLE_EVENTS_QOS, EVENTS_QOS, MSG, OK, WARN, Diagnostics, run
 
@@ -35,8 +44,10 @@ class ReceiptNode(Node):
         max_wait = self.declare_parameter("max_wait_s", 3.0).value
         threshold = self.declare_parameter("review_threshold", 0.9).value
         carts = self.declare_parameter("cart_evidence", True).value
+        views = self.declare_parameter("product_views", True).value
         self.ledger = Ledger(ledger_path)
-        self.pipeline = FusionPipeline(store, self.ledger, max_wait, threshold, cart_evidence=carts)
+        self.pipeline = FusionPipeline(store, self.ledger, max_wait, threshold, cart_evidence=carts,
+                                       product_views=views)
         reopened = self.pipeline.book.open_sessions()
         self.get_logger().info(f"ledger {ledger_path}: {self.ledger.count()} entries, "
                                f"{len(reopened)} open session(s) rebuilt")
@@ -50,6 +61,9 @@ class ReceiptNode(Node):
         # Camera detections feed the shopper tracker (attribution when several shoppers are inside).
         for cam in store.cameras:
             self.create_subscription(PersonDetections, rel(topics.camera_topic(cam)), self.on_detections, EVENTS_QOS)
+            if views:   # what the camera saw in a hand: the tie-breaker between look-alike weights
+                self.create_subscription(ProductViews, rel(topics.camera_topic(cam, "products")),
+                                         self.on_views, EVENTS_QOS)
         # Smart carts (cart_shopper.py): their poses bind them to shoppers, their scans and scale
         # changes confirm (or question) who made a shelf change.
         for cart in store.carts if carts else ():
@@ -73,6 +87,10 @@ class ReceiptNode(Node):
     def on_detections(self, msg) -> None:
         self.pipeline.push_detections(msg.camera_id, stamp_ns(msg.header.stamp), detections_from_msg(msg),
                                       self.now_ns())
+
+    def on_views(self, msg) -> None:
+        for view in product_views_from_msg(msg):
+            self.pipeline.push_product_view(view)
 
     def on_cart_pose(self, cart_id: str, msg) -> None:
         p = msg.pose.pose.position

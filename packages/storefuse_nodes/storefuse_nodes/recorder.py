@@ -38,8 +38,9 @@ def known_topics(store) -> tuple[dict[str, str], list[str]]:
     known = dict(topics.TYPES)
     for cart in store.carts:
         known.update({topics.cart_topic(cart, leaf): t for leaf, t in topics.CART_TYPES.items()})
-    for cam in store.cameras:        # detections always; frames only when asked for by name
+    for cam in store.cameras:        # detections and product views always; frames only when asked for by name
         known[topics.camera_topic(cam)] = topics.DETECTIONS_TYPE
+        known[topics.camera_topic(cam, "products")] = topics.PRODUCTS_TYPE
     default = list(known)
     for cam in store.cameras:
         known[topics.camera_topic(cam, "image/compressed")] = topics.IMAGE_TYPE

@@ -19,9 +19,10 @@ from std_msgs.msg import Header, String
 
 from storefuse_core import topics
 from storefuse_core.calibration import load_calibration
-from storefuse_core.convert import cart_message, detections_to_msg, image_to_msg
+from storefuse_core.convert import cart_message, detections_to_msg, image_to_msg, product_views_to_msg
 from storefuse_core.simulation.cameras import CameraSim
 from storefuse_core.simulation.devices import carts, devices
+from storefuse_core.simulation.product_views import ProductViewSim
 from storefuse_core.simulation.pty import PtyDevice
 from storefuse_core.simulation.scenario import load_scenario
 from storefuse_core.simulation.world import T0_NS, World
@@ -76,6 +77,12 @@ class StoreSimNode(Node):
         self.raw_pubs = {c: self.create_publisher(Image, topics.relative(topics.camera_topic(c, "image_raw")),
                                                   qos_profile_sensor_data)
                          for c in self.cameras.renderers if self.camera_frames}
+        # Items seen in shoppers' hands: the camera hosts' product classifier (in every camera mode).
+        self.views = ProductViewSim(self.world)
+        self.names = {sku: p.name for sku, p in store.products.items()}
+        view_type = message_class(topics.PRODUCTS_TYPE)
+        self.view_pubs = {c: self.create_publisher(view_type, topics.relative(topics.camera_topic(c, "products")),
+                                                   EVENTS_QOS) for c in self.views.cameras}
         self.waiting = {f"storefuse/gate_reader/{g}" for g in store.gates}
         self.waiting |= {f"storefuse/shelf_scale/{b}" for b in store.boards} | {"storefuse/receipt"}
         if wait_recorder:
@@ -130,6 +137,8 @@ class StoreSimNode(Node):
                 self.det_pubs[co.camera_id].publish(detections_to_msg(MSG, co.camera_id, co.t_ns, co.detections))
             else:
                 self.img_pubs[co.camera_id].publish(image_to_msg(MSG, co.camera_id, co.t_ns, co.jpeg))
+        for t_ns, cid, views in self.views.outputs_until(min(sim_ns, self.end_ns)):
+            self.view_pubs[cid].publish(product_views_to_msg(MSG, cid, t_ns, views, self.names))
         for sim in self.carts.values():
             for cm in sim.messages_until(min(sim_ns, self.end_ns)):
                 leaf, msg = cart_message(MSG, cm)

@@ -45,6 +45,12 @@ def _event_lines(e: dict) -> list[str]:
     if rest > 0.0005:
         cands.append(f"{rest:.3f} other / unexplained")
     out.append("    product (scale): " + (" | ".join(cands) or "no candidate"))
+    for v in e.get("views", []):       # the look-alike tie-breaker (storefuse_core/product_views.py)
+        top = " | ".join(f"{t['probability']:.3f} {escape(t['name'])}" for t in v["top"])
+        out.append(f"    seen in the hand by {v['camera_id']} at {v['at']} ({v['pixels']:.0f} px): {top}")
+    if e.get("seen_candidates"):
+        seen = " | ".join(f"{c['probability']:.3f} {c['qty']}x {escape(c['name'])}" for c in e["seen_candidates"][:3])
+        out.append(f"    product (scale x camera): {seen}")
     if e.get("chosen"):
         out.append(f"    decided: {e['chosen']['qty']:+d} x {escape(e['chosen']['name'])} "
                    f"(product p {e['chosen']['probability']:.3f}, event confidence {e['confidence']:.3f})")
@@ -99,6 +105,12 @@ def print_explanation(x: dict) -> None:
     if x["might_have_had"]:
         _print_events(f"[bold]changes billed to another session that this one might have made[/] (probability "
                       f"that none was this session's: {x['unbilled_probability']:.3f})", x["might_have_had"])
+    for h in x.get("hand_overs", []):
+        seen = "; ".join(f"seen by {v['camera_id']} at {v['at']} ({v['pixels']:.0f} px): "
+                         + " | ".join(f"{t['probability']:.3f} {escape(t['name'])}" for t in v["top"])
+                         for v in h["views"])
+        console.print(f"[bold]handed over:[/] {h['qty']} x {escape(h['name'])} from {h['from']} to {h['to']} "
+                      f"(probability {h['confidence']:.3f}); {seen}")
     for f in x.get("review_flags", []):
         console.print(f"[bold]review:[/] {_flag_text(f, x['session']['session_id'])}")
 

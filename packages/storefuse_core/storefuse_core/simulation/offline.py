@@ -17,6 +17,7 @@ from storefuse_core.convert import (
     detections_to_msg,
     gate_event_to_msg,
     image_to_msg,
+    product_views_to_msg,
     rosbags_factory,
     shelf_event_to_msg,
     watermark_to_msg,
@@ -26,6 +27,7 @@ from storefuse_core.scale import ScaleBoard
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_json
 from storefuse_core.simulation.cameras import CameraSim
 from storefuse_core.simulation.devices import carts, devices
+from storefuse_core.simulation.product_views import ProductViewSim
 from storefuse_core.simulation.scenario import Scenario
 from storefuse_core.simulation.world import T0_NS, World
 
@@ -51,6 +53,8 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0, frames:
     devs = devices(world)
     cart_sims = carts(world)
     camera_sim = CameraSim(world, frames=frames)
+    view_sim = ProductViewSim(world)
+    names = {sku: p.name for sku, p in store.products.items()}
     boards = {b: ScaleBoard(b, store.board_plates(b), calibration) for b in store.boards}
     detectors = {b: ShelfDetector(store, b, params) for b in store.boards}
     gates = {g: GateReader(g, store.token_secret()) for g in store.gates}
@@ -73,6 +77,9 @@ def run_offline(scenario: Scenario, out_dir: Path, chunk_s: float = 1.0, frames:
                 else:
                     bag.write(topics.camera_topic(co.camera_id, "image/compressed"), topics.IMAGE_TYPE, co.t_ns,
                               image_to_msg(f, co.camera_id, co.t_ns, co.jpeg))
+            for ts, cid, views in view_sim.outputs_until(t):
+                bag.write(topics.camera_topic(cid, "products"), topics.PRODUCTS_TYPE, ts,
+                          product_views_to_msg(f, cid, ts, views, names))
             for sim in cart_sims.values():
                 for cm in sim.messages_until(t):
                     leaf, msg = cart_message(f, cm)

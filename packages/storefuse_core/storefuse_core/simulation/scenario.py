@@ -20,6 +20,8 @@ SENSOR_DEFAULTS = {
     "plate_rate_hz": 60.0, "plate_noise_g": 0.7, "plate_drift_g_per_h": 5.0, "camera_rate_hz": 10.0,
     "detection_miss_rate": 0.1, "detection_false_per_frame": 0.05, "detection_pos_sd_m": 0.15,
     "gate_duplicate_prob": 0.05, "dead_empty_plate_fraction": 0.5,
+    # share of picks and put-backs a camera sees in the hand well enough to classify the product
+    "product_view_rate": 0.8,
 }
 FAULT_KINDS = {"camera_dropout", "serial_garbage", "plate_dead", "plate_drift", "gate_duplicate_read",
                "sensor_clock_skew", "kill_node"}

@@ -1,0 +1,97 @@
+"""What the cameras saw in shoppers' hands, as evidence of which product a shelf change was.
+
+A weight change says how heavy the item was and where it left or landed; look-alikes (Paqui chips
+at 63.2 / 63.4 / 64.1 g, a KitKat put back on the Reese's plate) stay in doubt. A camera that saw the
+item in the hand around the change adds its classifier's answer. The view is matched to the change by
+place (the gondola, near the changed plates) and time (from just before the change started to the
+end of the attribution window); the classifier's probabilities over the gondola's products, tempered
+because a classifier is never as sure as it says, re-weigh the scale's candidates. Views never say
+who took it: attribution stays with the tracks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from storefuse_core.events import Candidate, ProductView, ShelfEvent
+from storefuse_core.layout import Store
+
+BEFORE_NS = 500_000_000         # an item about to be put back is seen in the hand before it lands
+AFTER_NS = 1_500_000_000        # a taken item is seen once the hand is out of the shelf
+MATCH_M = 0.6                   # the hand is at most this far from the changed plates' centre
+TEMPER = 0.7                    # likelihood ratios are raised to this power (over-confidence guard)
+FLOOR = 0.002                   # a product the classifier did not list keeps this probability
+HAND_OVER_M = 1.5               # an item between two shoppers is seen this close to their midpoint
+KEEP_NS = 10_000_000_000        # views older than the newest by this much can match nothing still due
+
+
+class ViewBook:
+    """Recent product views, matched to shelf changes when their window has passed."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.views: list[ProductView] = []
+        self.received = 0
+
+    def add(self, view: ProductView) -> None:
+        self.received += 1
+        self.views.append(view)
+        newest = max(v.stamp_ns for v in self.views[-8:])
+        if len(self.views) > 256:
+            self.views = [v for v in self.views if v.stamp_ns > newest - KEEP_NS]
+
+    def for_event(self, ev: ShelfEvent) -> list[ProductView]:
+        """The views of this change's item: on its gondola, near its plates, in its window; the
+        nearest one per camera-frame (two hands at one gondola: the one at these plates)."""
+        plates = [self.store.plates[p] for p in ev.plate_ids if p in self.store.plates]
+        if not plates:
+            return []
+        cx = sum(p.x for p in plates) / len(plates)
+        cy = sum(p.y for p in plates) / len(plates)
+        near = []
+        for v in self.views:
+            if v.gondola_id != ev.gondola_id or not (ev.start_ns - BEFORE_NS <= v.stamp_ns <= ev.start_ns + AFTER_NS):
+                continue
+            d = math.hypot(v.x - cx, v.y - cy)
+            if d <= MATCH_M:
+                near.append((d, v.stamp_ns, v.camera_id, v))
+        near.sort(key=lambda item: item[:3])
+        return [near[0][3]] if near else []
+
+
+    def between(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float = HAND_OVER_M) -> list[ProductView]:
+        """Views away from any shelf (an item passing between shoppers) near (x, y) in [t0, t1]."""
+        near = sorted((math.hypot(v.x - x, v.y - y), v.stamp_ns, v.camera_id, v) for v in self.views
+                      if not v.gondola_id and t0_ns <= v.stamp_ns <= t1_ns)
+        return [item[3] for item in near if item[0] <= radius_m][:1]
+
+
+def likelihoods(views: list[ProductView], skus) -> dict[str, float]:
+    """Tempered likelihood per sku, up to a common factor (only ratios between skus matter)."""
+    out = {sku: 1.0 for sku in skus}
+    for v in views:
+        probs = dict(v.probabilities)
+        for sku in out:
+            out[sku] *= max(probs.get(sku, 0.0), FLOOR) ** TEMPER
+    return out
+
+
+def fuse(candidates: list[Candidate], views: list[ProductView]) -> list[Candidate]:
+    """The scale's candidates re-weighed by what the cameras saw. The views only share out the
+    candidates' own mass: the scale's 'unexplained' part (1 - sum) stays, since a picture of a hand
+    cannot make a change that fits no product fit one."""
+    if not views or not candidates:
+        return candidates
+    like = likelihoods(views, {c.sku for c in candidates})
+    scores = [c.probability * like[c.sku] for c in candidates]
+    mass, total = sum(c.probability for c in candidates), sum(scores)
+    if total <= 0:
+        return candidates
+    fused = [replace(c, probability=mass * s / total) for c, s in zip(candidates, scores)]
+    return sorted(fused, key=lambda c: (-c.probability, c.sku, c.qty))
+
+
+def evidence(views: list[ProductView], top: int = 3) -> list[list]:
+    """The views as a ledger row keeps them: camera, stamp, pixels, the classifier's top answers."""
+    return [[v.camera_id, v.stamp_ns, v.pixels, [[sku, round(p, 4)] for sku, p in v.probabilities[:top]]]
+            for v in views]

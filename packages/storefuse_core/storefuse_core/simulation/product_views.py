@@ -1,0 +1,121 @@
+"""What the simulated cameras' product classifier reports: an item seen in a shopper's hand.
+
+For each pick and put-back of the world, the ceiling camera with the best view of the hand (the
+most pixels on the package, inside its image) renders the package as it saw it (vision/package.py:
+its size in pixels from the camera's distance, a random hand over part of it, the light, motion
+blur, noise, JPEG) and classifies the crop among the products of that gondola
+(vision/product_classifier.py) — the camera host's work, so only the answer leaves it. Some actions
+are not seen well enough to classify (the shopper's own body between camera and hand): the sensors'
+`product_view_rate` is the share that is. An item handed from one shopper to another is seen
+between them, away from any shelf: the camera host then classifies among every product of the store.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from storefuse_core.events import ProductView
+from storefuse_core.simulation.world import LIFT_AT_S, REACH_S, T0_NS, World, _position
+
+PACKAGE_M = 0.18            # the longer side of a typical package
+TOP_K = 8                   # the classifier's answer as sent: its most likely products
+MIN_PIXELS = 6.0            # smaller than this, nothing is classified
+HAND_OVER_SEEN_S = 0.7      # before the hand-over ends (the pair stand together for 1.5 s)
+HAND_HEIGHT_M = 1.1
+
+
+class ProductViewSim:
+    def __init__(self, world: World, classifier=None):
+        from storefuse_core.vision.camera import cameras_of
+        from storefuse_core.vision.product_classifier import ProductClassifier
+        sc = world.scenario
+        self.world, self.store = world, world.store
+        self.cameras = cameras_of(world.store, "rgb")
+        self.classifier = classifier or ProductClassifier(world.store)     # the cameras' one trained model
+        self.rate = sc.sensors["product_view_rate"]
+        self.period_ns = int(1e9 / sc.sensors["camera_rate_hz"])
+        self.dropouts = [(f["camera"], f.get("at_s", 0.0), f.get("at_s", 0.0) + f.get("for_s", 1e9))
+                         for f in sc.faults if f["kind"] == "camera_dropout"]
+        self.rng = np.random.default_rng([sc.seed, 0x5F1E])     # its own stream: the world's stays as it was
+        self._gondola_skus: dict[str, list[str]] = {}
+        self._held = sorted(sku for sku, p in world.store.products.items() if p.plates)    # all a hand can hold
+        self.pending = sorted(self._sightings(), key=lambda s: (s[0], s[1]))
+
+    def _sightings(self) -> list[tuple[int, str, ProductView]]:
+        out = []
+        for ev in self.world.timeline.events:
+            if ev["kind"] == "hand_over" and ev["qty"] > 0 and ev.get("to") in self.world.timeline.trajectories:
+                t_ns = self._frame(ev["t_ns"] - int(HAND_OVER_SEEN_S * 1e9))
+                if self.rng.random() < self.rate:
+                    seen = self._hand_over_view(ev, t_ns)
+                    if seen is not None:
+                        out.append(seen)
+                continue
+            if ev["kind"] not in ("pick", "put") or not ev["plates"]:
+                continue
+            # the item is in the open hand just after it left the shelf, or just before it lands
+            t_ns = self._frame(ev["t_ns"] + int(((REACH_S - LIFT_AT_S) if ev["kind"] == "pick" else -0.3) * 1e9))
+            if self.rng.random() >= self.rate:
+                continue
+            seen = self._view(ev, t_ns)
+            if seen is not None:
+                out.append(seen)
+        return out
+
+    def _frame(self, t_ns: int) -> int:
+        """The first camera frame at or after t_ns."""
+        return T0_NS + -(-(t_ns - T0_NS) // self.period_ns) * self.period_ns
+
+    def _view(self, ev: dict, t_ns: int) -> tuple[int, str, ProductView] | None:
+        plate = self.store.plates[ev["plates"][0]]
+        x, y, z = self.world._reach_point(plate.id)
+        return self._seen(ev["sku"], t_ns, x, y, z, plate.gondola_id, plate.shelf_id, self._skus(plate.gondola_id))
+
+    def _hand_over_view(self, ev: dict, t_ns: int) -> tuple[int, str, ProductView] | None:
+        t_s = (t_ns - T0_NS) / 1e9
+        trajectories = self.world.timeline.trajectories
+        (xa, ya), (xb, yb) = _position(trajectories[ev["shopper"]], t_s), _position(trajectories[ev["to"]], t_s)
+        return self._seen(ev["sku"], t_ns, (xa + xb) / 2, (ya + yb) / 2, HAND_HEIGHT_M, "", "", self._held)
+
+    def _seen(self, sku: str, t_ns: int, x: float, y: float, z: float, gondola_id: str, shelf_id: str,
+              skus: list[str]) -> tuple[int, str, ProductView] | None:
+        from storefuse_core.vision.package import look_of, render_view
+        t_s = (t_ns - T0_NS) / 1e9
+        best = None
+        for cid, cam in self.cameras.items():
+            if any(c == cid and a <= t_s < b for c, a, b in self.dropouts):
+                continue
+            uv, depth = cam.project(np.array([[x, y, z]]))
+            if depth[0] <= 0 or not cam.in_image(uv, margin=8)[0]:
+                continue
+            pixels = cam.fx * PACKAGE_M / float(depth[0])
+            if best is None or pixels > best[1]:
+                best = (cid, pixels)
+        if best is None or best[1] < MIN_PIXELS:
+            return None
+        cid, pixels = best
+        rng = self.rng
+        image = render_view(look_of(self.store.products[sku]), rng, pixels,
+                            gain=float(rng.uniform(0.65, 1.25)), tint=tuple(float(v) for v in rng.normal(1.0, 0.05, 3)),
+                            occlusion=float(rng.uniform(0.0, 0.5)), blur_px=float(rng.uniform(0.0, 1.5)),
+                            noise_sd=float(rng.uniform(1.5, 4.0)))
+        probs = self.classifier.classify(image, skus)
+        top = sorted(probs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_K]
+        view = ProductView(t_ns, cid, gondola_id, shelf_id, float(x), float(y), float(z),
+                           round(float(pixels), 2), tuple((sku, round(float(p), 6)) for sku, p in top))
+        return t_ns, cid, view
+
+    def _skus(self, gondola_id: str) -> list[str]:
+        """What the camera host classifies among: the products stocked on the gondola at hand."""
+        if gondola_id not in self._gondola_skus:
+            g = self.store.gondolas[gondola_id]
+            self._gondola_skus[gondola_id] = sorted({sku for s in g.shelf_ids for pid in self.store.shelves[s].plate_ids
+                                                     for sku in self.store.plate_products.get(pid, ())})
+        return self._gondola_skus[gondola_id]
+
+    def outputs_until(self, t_end_ns: int) -> list[tuple[int, str, list[ProductView]]]:
+        """(stamp, camera, views) per camera frame with views, up to t_end_ns, in stamp order."""
+        out: dict[tuple[int, str], list[ProductView]] = {}
+        while self.pending and self.pending[0][0] < t_end_ns:
+            t_ns, cid, view = self.pending.pop(0)
+            out.setdefault((t_ns, cid), []).append(view)
+        return [(t, c, v) for (t, c), v in sorted(out.items())]

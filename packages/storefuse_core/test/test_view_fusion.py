@@ -1,0 +1,139 @@
+"""What the cameras saw in a hand, fused into the scale's candidates (product_views.py) and into the
+receipt when a change is rechecked (ReceiptBook.recheck).
+
+Tiny store (conftest): gondola G1, shelf G1S2 holds C (55 g, P1) and D (45 g, P2).
+"""
+from __future__ import annotations
+
+from storefuse_core.events import ENTRY, EXIT, FINAL, PICK, PUT, Candidate, GateEvent, ProductView, ShelfEvent
+from storefuse_core.product_views import ViewBook, fuse
+from storefuse_core.receipt import ReceiptBook
+
+S = 1_000_000_000
+
+
+def view(store, t_s, plate, probs, gondola="G1", dx=0.0):
+    p = store.plates[plate]
+    return ProductView(int(t_s * S), "cam1", gondola, p.shelf_id, p.x + dx, p.y, p.z, 20.0, tuple(probs))
+
+
+def change(eid, t_s, plate, delta, cands):
+    start = int(t_s * S)
+    return ShelfEvent(eid, start + S // 2, start, "G1", plate[:4], [plate], [delta], delta, 1.0,
+                      PICK if delta < 0 else PUT, cands)
+
+
+def cand(sku, p, grams=50.0):
+    return Candidate(sku, sku, 1, grams, p)
+
+
+def test_fuse_shares_out_only_the_candidates_mass(tiny):
+    v = view(tiny, 5.2, "G1S2P1", [("D", 0.9), ("C", 0.1)])
+    fused = fuse([cand("C", 0.6), cand("D", 0.3)], [v])
+    assert [c.sku for c in fused] == ["D", "C"]
+    assert abs(sum(c.probability for c in fused) - 0.9) < 1e-9     # 'unexplained' 0.1 stays
+    assert fuse([cand("C", 0.6), cand("D", 0.3)], []) == [cand("C", 0.6), cand("D", 0.3)]
+
+
+def test_a_product_the_camera_did_not_list_keeps_a_floor_not_zero(tiny):
+    v = view(tiny, 5.2, "G1S2P1", [("D", 0.99)])
+    fused = {c.sku: c.probability for c in fuse([cand("C", 0.9), cand("D", 0.1)], [v])}
+    assert 0 < fused["C"] < fused["D"]
+
+
+def test_views_match_a_change_by_gondola_place_and_time(tiny):
+    book = ViewBook(tiny)
+    ev = change("e1", 5.0, "G1S2P1", -55.0, [cand("C", 0.9)])
+    book.add(view(tiny, 5.3, "G1S2P1", [("C", 0.8)]))                  # the hand at these plates
+    book.add(view(tiny, 5.3, "G1S2P1", [("D", 0.8)], dx=2.0))          # someone two metres along
+    book.add(view(tiny, 9.0, "G1S2P1", [("D", 0.8)]))                  # long after the window
+    book.add(view(tiny, 5.3, "G1S2P1", [("D", 0.8)], gondola="G2"))   # another gondola
+    got = book.for_event(ev)
+    assert len(got) == 1 and got[0].probabilities == (("C", 0.8),)
+    assert book.for_event(change("e2", 20.0, "G1S2P1", -55.0, [])) == []
+
+
+def _visit_with_lookalike_put_back(tiny, views: bool, ledger=None):
+    """s1 takes C and D; a 50 g item goes back onto C's plate (the scale leans to C)."""
+    book = ReceiptBook(tiny, ledger)
+    if views:
+        book.views = ViewBook(tiny)
+    book.apply_gate(GateEvent(1 * S, "gate_entry_1", ENTRY, "s1", "hash-s1"))
+    for ev in (change("e1", 3.0, "G1S2P1", -55.0, [cand("C", 0.99, 55.0)]),
+               change("e2", 6.0, "G1S2P2", -45.0, [cand("D", 0.99, 45.0)])):
+        book.apply_shelf(ev)
+        book.recheck(ev, ev.start_ns + 2 * S)
+    put = change("e3", 10.0, "G1S2P1", 50.0, [cand("C", 0.6, 55.0), cand("D", 0.35, 45.0)])
+    if views:
+        book.views.add(view(tiny, 9.8, "G1S2P1", [("D", 0.99), ("C", 0.003)]))   # seen in the hand before it landed
+    r = book.apply_shelf(put)
+    first = {ln.sku: ln.qty for ln in r.lines}
+    book.recheck(put, put.start_ns + 2 * S)
+    final = book.apply_gate(GateEvent(20 * S, "gate_exit_1", EXIT, "", "hash-s1"))
+    return book, first, final
+
+
+def test_a_put_back_cancels_the_item_the_camera_saw(tiny):
+    book, first, final = _visit_with_lookalike_put_back(tiny, views=True)
+    assert first == {"D": 1}                            # billed at once on weight alone: C went back
+    assert {ln.sku: ln.qty for ln in final.lines} == {"C": 1}
+    assert final.status == FINAL
+    rows = {key: body for key, _, _, kind, body in book.ledger.entries() if kind == "amend"}
+    assert rows["window/e3"]["sku"] == "D" and rows["window/e3"]["qty"] == -1
+    assert rows["window/e3"]["views"][0][0] == "cam1"
+
+
+def test_without_views_the_weight_decides_and_the_receipt_is_in_doubt(tiny):
+    _, first, final = _visit_with_lookalike_put_back(tiny, views=False)
+    assert {ln.sku: ln.qty for ln in final.lines} == first == {"D": 1}
+    assert final.confidence < 0.9
+
+
+def test_the_views_amend_survives_a_restart(tiny, tmp_path):
+    from storefuse_core.ledger import Ledger
+    path = tmp_path / "l.sqlite"
+    _, _, final = _visit_with_lookalike_put_back(tiny, views=True, ledger=Ledger(path))
+    again = ReceiptBook(tiny, Ledger(path))
+    assert again.receipt("s1").lines == final.lines
+
+
+def _hand_over(tiny, probs, at=(2.5, 1.0), t_view=7.5, s2_takes=None):
+    """s1 takes C, then stands beside s2 (who may have taken something); a camera sees an item
+    between them."""
+    from storefuse_core.handover import Encounter
+    book = ReceiptBook(tiny)
+    book.views = ViewBook(tiny)
+    book.apply_gate(GateEvent(1 * S, "gate_entry_1", ENTRY, "s1", "hash-s1"))
+    book.apply_shelf(change("e1", 3.0, "G1S2P1", -55.0, [cand("C", 0.99, 55.0)]))
+    book.apply_gate(GateEvent(4 * S, "gate_entry_1", ENTRY, "s2", "hash-s2"))
+    if s2_takes:        # s1 is seen far from the plate: s2 pays
+        book.locate = lambda x, y, t0, t1: {"s1": _Where(3.0), "s2": _Where(0.0)}
+        book.apply_shelf(change("e2", 5.0, "G1S2P2", -45.0, [cand(s2_takes, 0.99, 45.0)]))
+    enc = Encounter("s1", "s2", 7 * S, 8 * S, 2.4, 1.0)
+    assert book.apply_encounter(enc) is not None
+    book.views.add(ProductView(int(t_view * S), "cam1", "", "", at[0], at[1], 1.1, 20.0, tuple(probs)))
+    out = book.resolve_hand_over(enc, 10 * S)
+    return book, out
+
+
+def test_an_item_seen_changing_hands_moves_to_the_taker_and_clears_the_doubt(tiny):
+    book, out = _hand_over(tiny, [("C", 0.97), ("D", 0.02)])
+    assert {r.session_id for r in out} == {"s1", "s2"}
+    s1, s2 = book.receipt("s1"), book.receipt("s2")
+    assert s1.lines == [] and [(ln.sku, ln.qty) for ln in s2.lines] == [("C", 1)]
+    assert s2.confidence >= 0.9 and book.sessions["s1"].flags == [] and book.sessions["s2"].flags == []
+
+
+class _Where:
+    def __init__(self, mean):
+        self.mean, self.last_ns, self.last_d = mean, None, None
+
+
+def test_an_unclear_or_distant_view_leaves_the_hand_over_to_a_human(tiny):
+    book, out = _hand_over(tiny, [("C", 0.5), ("D", 0.5)], s2_takes="D")     # s1's C or s2's D?
+    assert out == [] and book.receipt("s1").confidence <= 0.5
+    assert [(ln.sku, ln.qty) for ln in book.receipt("s2").lines] == [("D", 1)]
+    book, out = _hand_over(tiny, [("C", 0.97)], at=(8.0, 8.0))          # somewhere else in the store
+    assert out == [] and [(ln.sku, ln.qty) for ln in book.receipt("s1").lines] == [("C", 1)]
+    book, out = _hand_over(tiny, [("D", 0.97), ("C", 0.01)])            # an item neither holds
+    assert out == [] and book.receipt("s2").confidence <= 0.5
