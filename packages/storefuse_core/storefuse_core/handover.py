@@ -32,7 +32,9 @@ class HandOverWatch:
         self.distance_m, self.min_ns, self.period_ns = distance_m, int(min_s * 1e9), int(period_s * 1e9)
         self.max_relative_mps = max_relative_mps
         self.close_since: dict[tuple[str, str], int] = {}
+        self.midpoint: dict[tuple[str, str], tuple[float, float]] = {}
         self.reported: set[tuple[str, str]] = set()
+        self.parted: list[Encounter] = []       # reported pairs that have since moved apart (whole interval)
         self.last_ns: int | None = None
 
     def observe(self, stamp_ns: int, tracks) -> list[Encounter]:
@@ -52,11 +54,19 @@ class HandOverWatch:
                 if a != b:
                     close[(a, b)] = (float(x[i, 0] + x[j, 0]) / 2, float(x[i, 1] + x[j, 1]) / 2)
         out = []
+        self.midpoint.update(close)
         for pair in sorted(close):
             since = self.close_since.setdefault(pair, stamp_ns)
             if stamp_ns - since >= self.min_ns and pair not in self.reported:
                 self.reported.add(pair)
                 out.append(Encounter(pair[0], pair[1], since, stamp_ns, *close[pair]))
         for pair in [p for p in self.close_since if p not in close]:
-            del self.close_since[pair]
+            since = self.close_since.pop(pair)
+            if pair in self.reported:
+                self.parted.append(Encounter(pair[0], pair[1], since, stamp_ns, *self.midpoint[pair]))
+            del self.midpoint[pair]
+        return out
+
+    def drain_parted(self) -> list[Encounter]:
+        out, self.parted = self.parted, []
         return out

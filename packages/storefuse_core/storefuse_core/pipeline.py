@@ -173,10 +173,11 @@ class FusionPipeline:
                     r = self.book.apply_encounter(enc)
                     if r is not None:
                         out.append(r)
-                        if self.views_on:
-                            at = enc.end_ns + HAND_OVER_AFTER_NS
-                            self.buffer.push((at, 1, enc.session_a, enc.session_b, "hand_over"), _HandCheck(enc, at),
-                                             self._now_ns)
+                for enc in self.handovers.drain_parted() if self.views_on else ():
+                    # the pair stood together from start to end: what the cameras saw between them then
+                    at = enc.end_ns + HAND_OVER_AFTER_NS
+                    self.buffer.push((at, 1, enc.session_a, enc.session_b, "hand_over"), _HandCheck(enc, at),
+                                     self._now_ns)
                 for stay in self.plate_watch.observe(item.stamp_ns, confirmed):
                     out += self.book.apply_silent_plate(stay)
                 if not self.record_tracks:
