@@ -21,6 +21,7 @@ SCALE_ERROR = 0.015             # relative: calibration error of a real load cel
 # onto each other's plates stay in doubt, for the cameras to settle (product_views.py).
 PLACE_FLOOR_PICK = 0.05
 PLACE_FLOOR_PUT = 0.15
+PLACE_OTHER_SHELF_PUT = 0.05   # a product of another shelf of the gondola, put back onto this one
 PUT_TOP = 12
 
 
@@ -67,10 +68,11 @@ def candidates(store: Store, shelf_id: str, plate_deltas: dict[str, float], delt
             spread2 = qty * product.grams_sd ** 2 + (SCALE_ERROR * qty * product.grams) ** 2
             sd = math.sqrt(sd_seen2 + spread2) + 0.5
             score = _density(seen - qty * product.grams, sd) * rest_like * place_prior
-            if delta > 0:       # ... or put back anywhere else on the shelf (onto a look-alike's plate)
+            if delta > 0:       # ... or put back anywhere else (onto a look-alike's plate)
                 sd = math.sqrt(sd_all2 + spread2) + 0.5
                 nothing_else = _density(0.0, 1.0 + 0.02 * abs(delta))      # as rest_like, on the whole shelf
-                score = max(score, _density(delta - qty * product.grams, sd) * nothing_else * floor)
+                elsewhere = floor if own else PLACE_OTHER_SHELF_PUT
+                score = max(score, _density(delta - qty * product.grams, sd) * nothing_else * elsewhere)
             score *= 0.5 ** (qty - 1)
             if score > 0:
                 scored.append((score, sku, qty))

@@ -111,7 +111,7 @@ HAND_OVER_AFTER_NS = 2_000_000_000      # ... and until this long after (the pip
 # A put-back candidate less likely than this is no evidence that the payer holds it: the scale's
 # long tail (a 45 g put also lists a 55 g product at ~1e-12) must never cancel someone's line.
 PUT_BACK_MIN_PROBABILITY = 0.05
-NOT_HELD_PUT = 0.2
+NOT_HELD_PUT = 0.05
 
 
 def _holds(s: _Session, c, billed: dict | None = None) -> bool:
