@@ -41,8 +41,7 @@ class ViewBook:
             self.views = [v for v in self.views if v.stamp_ns > newest - KEEP_NS]
 
     def for_event(self, ev: ShelfEvent) -> list[ProductView]:
-        """The views of this change's item: on its gondola, near its plates, in its window; the
-        nearest one per camera-frame (two hands at one gondola: the one at these plates)."""
+        """The views of this change's item: on its gondola, near its plates, in its window."""
         plates = [self.store.plates[p] for p in ev.plate_ids if p in self.store.plates]
         if not plates:
             return []
@@ -55,15 +54,23 @@ class ViewBook:
             d = math.hypot(v.x - cx, v.y - cy)
             if d <= MATCH_M:
                 near.append((d, v.stamp_ns, v.camera_id, v))
-        near.sort(key=lambda item: item[:3])
-        return [near[0][3]] if near else []
+        return _one_per_camera(near)
 
 
     def between(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float = HAND_OVER_M) -> list[ProductView]:
         """Views away from any shelf (an item passing between shoppers) near (x, y) in [t0, t1]."""
-        near = sorted((math.hypot(v.x - x, v.y - y), v.stamp_ns, v.camera_id, v) for v in self.views
-                      if not v.gondola_id and t0_ns <= v.stamp_ns <= t1_ns)
-        return [item[3] for item in near if item[0] <= radius_m][:1]
+        near = [(math.hypot(v.x - x, v.y - y), v.stamp_ns, v.camera_id, v) for v in self.views
+                if not v.gondola_id and t0_ns <= v.stamp_ns <= t1_ns]
+        return _one_per_camera([item for item in near if item[0] <= radius_m])
+
+
+def _one_per_camera(near: list[tuple]) -> list[ProductView]:
+    """The nearest view of each camera (two hands at one gondola: the one at these plates), by camera:
+    each camera's view is its own evidence; one camera's next frames would only repeat it."""
+    best: dict[str, tuple] = {}
+    for item in sorted(near, key=lambda item: item[:3]):
+        best.setdefault(item[2], item)
+    return [best[cid][3] for cid in sorted(best)]
 
 
 def likelihoods(views: list[ProductView], skus) -> dict[str, float]:

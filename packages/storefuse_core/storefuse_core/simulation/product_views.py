@@ -1,12 +1,12 @@
 """What the simulated cameras' product classifier reports: an item seen in a shopper's hand.
 
-For each pick and put-back of the world, the ceiling camera with the best view of the hand (the
-most pixels on the package, inside its image) renders the package as it saw it (vision/package.py:
+For each pick and put-back of the world, every ceiling camera with the hand in its image renders
+the package as it saw it (vision/package.py:
 its size in pixels from the camera's distance, a random hand over part of it, the light, motion
 blur, noise, JPEG) and classifies the crop among the products of that gondola
 (vision/product_classifier.py) — the camera host's work, so only the answer leaves it. Some actions
-are not seen well enough to classify (the shopper's own body between camera and hand): the sensors'
-`product_view_rate` is the share that is. An item handed from one shopper to another is seen
+are not seen well enough by a camera to classify (the shopper's own body between camera and hand):
+the sensors' `product_view_rate` is the share that is, per camera. An item handed from one shopper to another is seen
 between them, away from any shelf: the camera host then classifies among every product of the store.
 """
 from __future__ import annotations
@@ -44,43 +44,36 @@ class ProductViewSim:
         out = []
         for ev in self.world.timeline.events:
             if ev["kind"] == "hand_over" and ev["qty"] > 0 and ev.get("to") in self.world.timeline.trajectories:
-                t_ns = self._frame(ev["t_ns"] - int(HAND_OVER_SEEN_S * 1e9))
-                if self.rng.random() < self.rate:
-                    seen = self._hand_over_view(ev, t_ns)
-                    if seen is not None:
-                        out.append(seen)
-                continue
-            if ev["kind"] not in ("pick", "put") or not ev["plates"]:
-                continue
-            # the item is in the open hand just after it left the shelf, or just before it lands
-            t_ns = self._frame(ev["t_ns"] + int(((REACH_S - LIFT_AT_S) if ev["kind"] == "pick" else -0.3) * 1e9))
-            if self.rng.random() >= self.rate:
-                continue
-            seen = self._view(ev, t_ns)
-            if seen is not None:
-                out.append(seen)
+                out += self._hand_over_views(ev, self._frame(ev["t_ns"] - int(HAND_OVER_SEEN_S * 1e9)))
+            elif ev["kind"] in ("pick", "put") and ev["plates"]:
+                # the item is in the open hand just after it left the shelf, or just before it lands
+                lift = (REACH_S - LIFT_AT_S) if ev["kind"] == "pick" else -0.3
+                out += self._views(ev, self._frame(ev["t_ns"] + int(lift * 1e9)))
         return out
 
     def _frame(self, t_ns: int) -> int:
         """The first camera frame at or after t_ns."""
         return T0_NS + -(-(t_ns - T0_NS) // self.period_ns) * self.period_ns
 
-    def _view(self, ev: dict, t_ns: int) -> tuple[int, str, ProductView] | None:
+    def _views(self, ev: dict, t_ns: int) -> list[tuple[int, str, ProductView]]:
         plate = self.store.plates[ev["plates"][0]]
         x, y, z = self.world._reach_point(plate.id)
         return self._seen(ev["sku"], t_ns, x, y, z, plate.gondola_id, plate.shelf_id, self._skus(plate.gondola_id))
 
-    def _hand_over_view(self, ev: dict, t_ns: int) -> tuple[int, str, ProductView] | None:
+    def _hand_over_views(self, ev: dict, t_ns: int) -> list[tuple[int, str, ProductView]]:
         t_s = (t_ns - T0_NS) / 1e9
         trajectories = self.world.timeline.trajectories
         (xa, ya), (xb, yb) = _position(trajectories[ev["shopper"]], t_s), _position(trajectories[ev["to"]], t_s)
         return self._seen(ev["sku"], t_ns, (xa + xb) / 2, (ya + yb) / 2, HAND_HEIGHT_M, "", "", self._held)
 
     def _seen(self, sku: str, t_ns: int, x: float, y: float, z: float, gondola_id: str, shelf_id: str,
-              skus: list[str]) -> tuple[int, str, ProductView] | None:
+              skus: list[str]) -> list[tuple[int, str, ProductView]]:
+        """Every camera that has the hand in its image sees the item, each with its own view of it
+        (angle, fingers, blur) and its own chance of a clear enough one."""
         from storefuse_core.vision.package import look_of, render_view
         t_s = (t_ns - T0_NS) / 1e9
-        best = None
+        out = []
+        rng = self.rng
         for cid, cam in self.cameras.items():
             if any(c == cid and a <= t_s < b for c, a, b in self.dropouts):
                 continue
@@ -88,21 +81,19 @@ class ProductViewSim:
             if depth[0] <= 0 or not cam.in_image(uv, margin=8)[0]:
                 continue
             pixels = cam.fx * PACKAGE_M / float(depth[0])
-            if best is None or pixels > best[1]:
-                best = (cid, pixels)
-        if best is None or best[1] < MIN_PIXELS:
-            return None
-        cid, pixels = best
-        rng = self.rng
-        image = render_view(look_of(self.store.products[sku]), rng, pixels,
-                            gain=float(rng.uniform(0.65, 1.25)), tint=tuple(float(v) for v in rng.normal(1.0, 0.05, 3)),
-                            occlusion=float(rng.uniform(0.0, 0.5)), blur_px=float(rng.uniform(0.0, 1.5)),
-                            noise_sd=float(rng.uniform(1.5, 4.0)))
-        probs = self.classifier.classify(image, skus)
-        top = sorted(probs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_K]
-        view = ProductView(t_ns, cid, gondola_id, shelf_id, float(x), float(y), float(z),
-                           round(float(pixels), 2), tuple((sku, round(float(p), 6)) for sku, p in top))
-        return t_ns, cid, view
+            if pixels < MIN_PIXELS or rng.random() >= self.rate:
+                continue
+            image = render_view(look_of(self.store.products[sku]), rng, pixels,
+                                gain=float(rng.uniform(0.65, 1.25)),
+                                tint=tuple(float(v) for v in rng.normal(1.0, 0.05, 3)),
+                                occlusion=float(rng.uniform(0.0, 0.5)), blur_px=float(rng.uniform(0.0, 1.5)),
+                                noise_sd=float(rng.uniform(1.5, 4.0)))
+            probs = self.classifier.classify(image, skus)
+            top = sorted(probs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_K]
+            out.append((t_ns, cid, ProductView(t_ns, cid, gondola_id, shelf_id, float(x), float(y), float(z),
+                                               round(float(pixels), 2),
+                                               tuple((k, round(float(p), 6)) for k, p in top))))
+        return out
 
     def _skus(self, gondola_id: str) -> list[str]:
         """What the camera host classifies among: the products stocked on the gondola at hand."""
