@@ -183,3 +183,24 @@ def test_without_cameras_the_doubt_shows_on_both_receipts(blind):
     assert first["unbilled_probability"] == pytest.approx(0.5 ** len(maybe))
     assert first["receipt"]["confidence"] <= first["unbilled_probability"] + 1e-6
     assert first["receipt"]["status"] == "NEEDS_REVIEW"
+
+
+@pytest.fixture(scope="module")
+def seen_in_hand(tmp_path_factory):
+    text = (Path(__file__).resolve().parents[3] / "scenarios" / "minimart_seen_in_hand.yaml").read_text()
+    return _explain_scenario(text, tmp_path_factory.mktemp("seen"))
+
+
+def test_what_the_cameras_saw_in_hands_is_part_of_the_explanation(seen_in_hand):
+    """The misplaced KitKat: the put-back shows the views and the candidates they re-weighed; the
+    Red Bull handed to eli: both receipts show the hand-over, and the encounter is no review flag."""
+    _, explained = seen_in_hand
+    puts = [e for x in explained.values() for e in _events(x) if e["kind"] == "PUT"]
+    assert puts and all(e.get("views") for e in puts)
+    put = puts[0]
+    assert put["chosen"]["name"].startswith("KitKat") and put["seen_candidates"][0]["name"].startswith("KitKat")
+    assert all(v["top"] and v["pixels"] > 0 for v in put["views"])
+    handed = [h for x in explained.values() for h in x["hand_overs"]]
+    assert len(handed) == 2 and {h["name"] for h in handed} == {"Red Bull Energy Drink 8.4 fl oz"}
+    assert all(h["views"] for h in handed)
+    assert not [f for x in explained.values() for f in x["review_flags"] if f["kind"] == "encounter"]
