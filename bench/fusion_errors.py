@@ -81,6 +81,17 @@ def analyse(gt: dict, result) -> dict:
     return {"actions": out, "extra": extra, "visits": visits}
 
 
+def simulated(scenario: Path, seed: int, folder: Path) -> tuple[dict, Path]:
+    """(ground truth, run folder) of one seed of a scenario, simulated into folder/<name>-<seed>
+    unless it is there already (a --keep folder reused)."""
+    from storefuse_core.simulation.offline import run_offline
+    from storefuse_core.simulation.scenario import load_scenario
+    out = folder / f"{scenario.stem}-{seed}"
+    if (out / "ground_truth.json").exists():
+        return json.loads((out / "ground_truth.json").read_text()), out
+    return run_offline(load_scenario(scenario, seed), out), out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario", type=Path)
@@ -89,18 +100,13 @@ def main() -> int:
     ap.add_argument("--no-cart-evidence", action="store_true", help="replay without the smart carts' word (issue 6)")
     args = ap.parse_args()
     from storefuse_core.replay import replay_bag
-    from storefuse_core.simulation.offline import run_offline
     from storefuse_core.simulation.scenario import load_scenario
     base = load_scenario(args.scenario)
     report = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.seeds):
             seed = base.seed + i
-            out = (args.keep or Path(tmp)) / f"{args.scenario.stem}-{seed}"
-            if (out / "ground_truth.json").exists():
-                gt = json.loads((out / "ground_truth.json").read_text())
-            else:
-                gt = run_offline(load_scenario(args.scenario, seed), out)
+            gt, out = simulated(args.scenario, seed, args.keep or Path(tmp))
             result = replay_bag(out / "bag", cart_evidence=not args.no_cart_evidence)
             report.append({"seed": seed, **analyse(gt, result)})
     classes = Counter(a["class"] for r in report for a in r["actions"])

@@ -99,8 +99,9 @@ def main() -> int:
         write_day(DAY)
         print(f"wrote {DAY}")
         return 0
+    from fusion_errors import simulated
+
     from storefuse_core.replay import replay_bag
-    from storefuse_core.simulation.offline import run_offline
     from storefuse_core.simulation.scenario import load_scenario
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,11 +110,7 @@ def main() -> int:
             lookalikes = lookalike_skus(base.store)
             for i in range(args.seeds):
                 seed = base.seed + i
-                out = (args.keep or Path(tmp)) / f"{path.stem}-{seed}"
-                if (out / "ground_truth.json").exists():
-                    gt = json.loads((out / "ground_truth.json").read_text())
-                else:
-                    gt = run_offline(load_scenario(path, seed), out)
+                gt, out = simulated(path, seed, args.keep or Path(tmp))
                 row = {"scenario": path.stem, "seed": seed}
                 for mode, on in (("with_views", True), ("weight_only", False)):
                     row[mode] = score(gt, replay_bag(out / "bag", product_views=on), lookalikes)
