@@ -295,10 +295,10 @@ def explain_session(ev: Evidence, session: str | None, window_s: float = WINDOW_
                                "top": [{"sku": k, "name": names.get(k, k), "probability": p} for k, p in top]}
                               for cam, t, px, top in body.get("views", [])])
                   for _, s, stamp, kind, body in ev.rows if kind == "hand_over" and sid in (s, body["from"])]
-    settled = {frozenset((h["to"], h["from"])) for h in hand_overs}
+    settled = {(frozenset((h["to"], h["from"])), h["start_ns"]) for h in hand_overs}
     flags = [dict(body, kind=kind, session_id=s, stamp_ns=stamp, at=clock(stamp)) for _, s, stamp, kind, body in ev.rows
              if kind in REVIEW_FLAGS and (s == sid or body.get("other") == sid)
-             and not (kind == "encounter" and frozenset((s, body["other"])) in settled)]
+             and not (kind == "encounter" and (frozenset((s, body["other"])), body.get("start_ns")) in settled)]
     out = {"bag": str(ev.path), "store": ev.store.name, "currency": ev.store.currency, "window_s": window_s,
            "cameras": bool(ev.result.track_frames), "session": info, "receipt": final, "lines": lines,
            "cancelled": list(cancelled.values()), "other_events": others, "might_have_had": maybe,

@@ -28,8 +28,12 @@ class Encounter:
 
 class HandOverWatch:
     def __init__(self, distance_m: float = 0.9, min_s: float = 1.0, period_s: float = 0.1,
-                 max_relative_mps: float = 0.5):
+                 max_relative_mps: float = 0.5, apart_s: float = 3.0):
+        """`apart_s`: a meeting is over once the pair has been apart this long (tracks jitter, and
+        one shopper steps round the other: a short gap is the same meeting)."""
         self.distance_m, self.min_ns, self.period_ns = distance_m, int(min_s * 1e9), int(period_s * 1e9)
+        self.apart_ns = int(apart_s * 1e9)
+        self.apart_since: dict[tuple[str, str], int] = {}
         self.max_relative_mps = max_relative_mps
         self.close_since: dict[tuple[str, str], int] = {}
         self.midpoint: dict[tuple[str, str], tuple[float, float]] = {}
@@ -38,7 +42,7 @@ class HandOverWatch:
         self.last_ns: int | None = None
 
     def observe(self, stamp_ns: int, tracks) -> list[Encounter]:
-        """Confirmed tracks (session_id, x) at a camera frame; new encounters, at most once per pair."""
+        """Confirmed tracks (session_id, x) at a camera frame; new encounters, once per meeting."""
         if self.last_ns is not None and stamp_ns - self.last_ns < self.period_ns:
             return []
         self.last_ns = stamp_ns
@@ -56,14 +60,20 @@ class HandOverWatch:
         out = []
         self.midpoint.update(close)
         for pair in sorted(close):
+            self.apart_since.pop(pair, None)
             since = self.close_since.setdefault(pair, stamp_ns)
             if stamp_ns - since >= self.min_ns and pair not in self.reported:
                 self.reported.add(pair)
                 out.append(Encounter(pair[0], pair[1], since, stamp_ns, *close[pair]))
         for pair in [p for p in self.close_since if p not in close]:
+            apart = self.apart_since.setdefault(pair, stamp_ns)
+            if pair in self.reported and stamp_ns - apart < self.apart_ns:
+                continue                    # maybe back together in a moment: the same meeting
             since = self.close_since.pop(pair)
-            if pair in self.reported:
-                self.parted.append(Encounter(pair[0], pair[1], since, stamp_ns, *self.midpoint[pair]))
+            del self.apart_since[pair]
+            if pair in self.reported:       # the meeting is over: a later one is a meeting of its own
+                self.reported.discard(pair)
+                self.parted.append(Encounter(pair[0], pair[1], since, apart, *self.midpoint[pair]))
             del self.midpoint[pair]
         return out
 

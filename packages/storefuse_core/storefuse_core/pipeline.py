@@ -81,6 +81,7 @@ class FusionPipeline:
         # node would otherwise grow this list for as long as it runs.
         self.record_tracks = False
         self._now_ns = 0                # node clock of the latest step (rechecks queued meanwhile arrive then)
+        self._released_ns = 0           # the stamp fusion has reached (views older than it by far are dropped)
         self.track_frames: list[tuple[int, list[tuple[str, float, float]]]] = []
 
     def push_gate(self, ev: GateEvent, now_ns: int = 0) -> None:
@@ -101,9 +102,11 @@ class FusionPipeline:
         return self.book.views is not None
 
     def push_product_view(self, view) -> None:
-        """An item a camera saw in a hand (ProductViews), used when a change around it is rechecked."""
+        """An item a camera saw in a hand (ProductViews), used when a change around it is rechecked.
+        product_views.BadView (counted) for a view that cannot be evidence."""
         if self.book.views is not None:
             self.book.views.add(view)
+            self.book.views.prune(self._released_ns)
 
     def push_cart_pose(self, cart_id: str, stamp_ns: int, x: float, y: float) -> None:
         """A cart's pose in map (cart_localizer), in stamp order per cart."""
@@ -161,6 +164,7 @@ class FusionPipeline:
     def _apply(self, items) -> list[Receipt]:
         out = []
         for item in items:
+            self._released_ns = max(self._released_ns, item.start_ns if isinstance(item, ShelfEvent) else item.stamp_ns)
             out += self._cart_word(item.start_ns if isinstance(item, ShelfEvent) else item.stamp_ns)
             if isinstance(item, _Frame):
                 self.tracker.on_detections(item.stamp_ns, item.detections)
@@ -173,7 +177,9 @@ class FusionPipeline:
                     r = self.book.apply_encounter(enc)
                     if r is not None:
                         out.append(r)
-                for enc in self.handovers.drain_parted() if self.views_on else ():
+                for enc in self.handovers.drain_parted():
+                    if not self.views_on:
+                        continue
                     # the pair stood together from start to end: what the cameras saw between them then
                     at = enc.end_ns + HAND_OVER_AFTER_NS
                     self.buffer.push((at, 1, enc.session_a, enc.session_b, "hand_over"), _HandCheck(enc, at),

@@ -17,12 +17,36 @@ from storefuse_core.events import Candidate, ProductView, ShelfEvent
 from storefuse_core.layout import Store
 
 BEFORE_NS = 500_000_000         # an item about to be put back is seen in the hand before it lands
-AFTER_NS = 1_500_000_000        # a taken item is seen once the hand is out of the shelf
+AFTER_NS = 1_200_000_000        # a taken item is seen once the hand is out of the shelf (the recheck
+                                # comes 0.3 s later: a view on its way still arrives in time)
 MATCH_M = 0.6                   # the hand is at most this far from the changed plates' centre
 TEMPER = 0.7                    # likelihood ratios are raised to this power (over-confidence guard)
 FLOOR = 0.002                   # a product the classifier did not list keeps this probability
 HAND_OVER_M = 1.5               # an item between two shoppers is seen this close to their midpoint
-KEEP_NS = 10_000_000_000        # views older than the newest by this much can match nothing still due
+KEEP_NS = 120_000_000_000       # views this much older than fusion's clock can match nothing still due
+
+
+class BadView(ValueError):
+    """A product view that cannot be evidence (from a broken camera host): dropped, counted."""
+
+
+def check(view: ProductView, store: Store) -> None:
+    """Raise BadView with the reason, for one clear message."""
+    if view.stamp_ns <= 0 or not all(math.isfinite(v) for v in (view.x, view.y, view.z, view.pixels)):
+        raise BadView(f"view from {view.camera_id!r}: stamp or position is not a finite number")
+    if not view.probabilities:
+        raise BadView(f"view from {view.camera_id!r}: no product probabilities")
+    total = 0.0
+    for sku, p in view.probabilities:
+        if sku not in store.products:
+            raise BadView(f"view from {view.camera_id!r}: store {store.name!r} has no product {sku!r}")
+        if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+            raise BadView(f"view from {view.camera_id!r}: probability {p!r} for {sku!r} is not in [0, 1]")
+        total += p
+    if total > 1.0 + 1e-3:
+        raise BadView(f"view from {view.camera_id!r}: probabilities add up to {total:.3f} > 1")
+    if view.gondola_id and view.gondola_id not in store.gondolas:
+        raise BadView(f"view from {view.camera_id!r}: store {store.name!r} has no gondola {view.gondola_id!r}")
 
 
 class ViewBook:
@@ -32,13 +56,23 @@ class ViewBook:
         self.store = store
         self.views: list[ProductView] = []
         self.received = 0
+        self.rejected = 0
 
     def add(self, view: ProductView) -> None:
+        """Keep a view (BadView, counted, for one that cannot be evidence)."""
         self.received += 1
+        try:
+            check(view, self.store)
+        except BadView:
+            self.rejected += 1
+            raise
         self.views.append(view)
-        newest = max(v.stamp_ns for v in self.views[-8:])
+
+    def prune(self, now_ns: int) -> None:
+        """Forget views no change or meeting still due can use (fusion's clock, not arrivals: the
+        same views are kept live and in a replay)."""
         if len(self.views) > 256:
-            self.views = [v for v in self.views if v.stamp_ns > newest - KEEP_NS]
+            self.views = [v for v in self.views if v.stamp_ns > now_ns - KEEP_NS]
 
     def for_event(self, ev: ShelfEvent) -> list[ProductView]:
         """The views of this change's item: on its gondola, near its plates, in its window."""
@@ -54,17 +88,16 @@ class ViewBook:
             d = math.hypot(v.x - cx, v.y - cy)
             if d <= MATCH_M:
                 near.append((d, v.stamp_ns, v.camera_id, v))
-        return _one_per_camera(near)
+        return one_per_camera(near)
 
 
     def between(self, x: float, y: float, t0_ns: int, t1_ns: int, radius_m: float = HAND_OVER_M) -> list[ProductView]:
-        """Views away from any shelf (an item passing between shoppers) near (x, y) in [t0, t1]."""
-        near = [(math.hypot(v.x - x, v.y - y), v.stamp_ns, v.camera_id, v) for v in self.views
-                if not v.gondola_id and t0_ns <= v.stamp_ns <= t1_ns]
-        return _one_per_camera([item for item in near if item[0] <= radius_m])
+        """Every view away from any shelf (an item passing between shoppers) near (x, y) in [t0, t1]."""
+        return [v for v in self.views if not v.gondola_id and t0_ns <= v.stamp_ns <= t1_ns
+                and math.hypot(v.x - x, v.y - y) <= radius_m]
 
 
-def _one_per_camera(near: list[tuple]) -> list[ProductView]:
+def one_per_camera(near: list[tuple]) -> list[ProductView]:
     """The nearest view of each camera (two hands at one gondola: the one at these plates), by camera:
     each camera's view is its own evidence; one camera's next frames would only repeat it."""
     best: dict[str, tuple] = {}

@@ -26,7 +26,7 @@ from storefuse_core.events import (
 from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 from storefuse_core.product import candidates as weight_candidates
-from storefuse_core.product_views import ViewBook, evidence, fuse, likelihoods
+from storefuse_core.product_views import FLOOR, TEMPER, ViewBook, evidence, fuse, likelihoods, one_per_camera
 
 # Attribution from tracks (see ReceiptBook.attribution).
 STAND_OFF_M = 0.45        # a reaching shopper's floor point is this far in front of the gondola
@@ -106,12 +106,18 @@ class BookStats:
 HAND_OVER_MIN_PROBABILITY = 0.8
 UNSEEN_ITEM_PRIOR = 0.1                 # that the item changing hands is on neither receipt (a missed pick)
 HAND_OVER_BEFORE_NS = 1_000_000_000     # the item may be seen a moment before the pair counted as together
-HAND_OVER_AFTER_NS = 2_000_000_000      # ... and until this long after (the pipeline checks then)
+HAND_OVER_SEEN_NS = 1_500_000_000       # ... and until this long after they parted
+HAND_OVER_AFTER_NS = 2_000_000_000      # the pipeline checks then (a view on its way still arrives in time)
 
 # A put-back candidate less likely than this is no evidence that the payer holds it: the scale's
 # long tail (a 45 g put also lists a 55 g product at ~1e-12) must never cancel someone's line.
 PUT_BACK_MIN_PROBABILITY = 0.05
 NOT_HELD_PUT = 0.05
+
+
+def _meeting(kind: str, enc) -> str:
+    """Ledger key of one meeting of two visits (a pair may meet more than once)."""
+    return f"{kind}/{enc.session_a}/{enc.session_b}/{enc.start_ns}"
 
 
 def _holds(s: _Session, c, billed: dict | None = None) -> bool:
@@ -134,8 +140,8 @@ class ReceiptBook:
         self._event_lines: dict[str, tuple[str, dict]] = {}  # event id -> (session, line body) in force
         # Units put back onto another product's plate, and those since taken from there (event id ->
         # (plate, sku)): the next pick there may be the stray, which the scale's planogram cannot know.
-        self._strays_put: dict[str, tuple[str, str]] = {}
-        self._strays_taken: dict[str, tuple[str, str]] = {}
+        self._stray_count: dict[tuple[str, str], int] = {}          # (plate, sku) -> units there
+        self._stray_rows: dict[str, tuple[str, str, int]] = {}      # event id -> (plate, sku, +1 put / -1 taken)
         for row in self.ledger.entries():
             self._fold(*row)
 
@@ -191,12 +197,10 @@ class ReceiptBook:
     def strays(self, before: str = "") -> dict[str, set[str]]:
         """plate -> products put back onto it (that belong elsewhere) and not yet taken from it; as
         it was before the change `before` took one (a recheck weighs the same stray again)."""
-        count: dict[tuple[str, str], int] = {}
-        for key in self._strays_put.values():
-            count[key] = count.get(key, 0) + 1
-        for event_id, key in self._strays_taken.items():
-            if event_id != before:
-                count[key] = count.get(key, 0) - 1
+        count = dict(self._stray_count)
+        took = self._stray_rows.get(before)
+        if took is not None and took[2] < 0:
+            count[took[:2]] = count.get(took[:2], 0) + 1
         out: dict[str, set[str]] = {}
         for (plate, sku), n in sorted(count.items()):
             if n > 0:
@@ -204,23 +208,43 @@ class ReceiptBook:
         return out
 
     def _with_strays(self, ev: ShelfEvent) -> ShelfEvent:
-        """A pick from a plate holding a stray: the scale's candidates again, with the stray there."""
-        if ev.kind != PICK or not self._strays_put:
+        """A pick from a plate holding a stray: the stray is a candidate as likely as the plate's own
+        product. The scale's own candidates keep their proportions (only the stray's share is
+        computed here, from the same planogram model with the stray added)."""
+        if ev.kind != PICK or not self._stray_count:
             return ev
-        strays = self.strays(before=ev.event_id)
-        if not any(p in strays for p in ev.plate_ids):
+        strays = {p: v for p, v in self.strays(before=ev.event_id).items() if p in ev.plate_ids}
+        if not strays:
             return ev
+        skus = set().union(*strays.values())
         deltas = dict(zip(ev.plate_ids, ev.plate_deltas))
-        return replace(ev, candidates=weight_candidates(self.store, ev.shelf_id, deltas, ev.delta_grams,
-                                                        ev.noise_sd, strays=strays))
+        extra = [c for c in weight_candidates(self.store, ev.shelf_id, deltas, ev.delta_grams, ev.noise_sd,
+                                              strays=strays) if c.sku in skus]
+        share = sum(c.probability for c in extra)
+        kept = [replace(c, probability=c.probability * (1.0 - share)) for c in ev.candidates if c.sku not in skus]
+        return replace(ev, candidates=sorted(kept + extra, key=lambda c: (-c.probability, c.sku, c.qty)))
 
     def _note_stray(self, body: dict) -> None:
-        """A line on a plate that is not its product's own: a stray put there, or taken from there."""
+        """A line on a plate that is not its product's own: a stray put there, or one taken from
+        there (only while one is known to be there)."""
         plates = body.get("plates") or []
         product = self.store.products.get(body["sku"])
         if product is None or not plates or any(p in product.plates for p in plates):
             return
-        (self._strays_put if body["qty"] < 0 else self._strays_taken)[body["event_id"]] = (plates[0], body["sku"])
+        key = (plates[0], body["sku"])
+        sign = 1 if body["qty"] < 0 else -1
+        if sign < 0 and self._stray_count.get(key, 0) <= 0:
+            return
+        self._stray_count[key] = self._stray_count.get(key, 0) + sign
+        self._stray_rows[body["event_id"]] = (*key, sign)
+
+    def _forget_stray(self, event_id: str) -> None:
+        row = self._stray_rows.pop(event_id, None)
+        if row is not None:
+            key = row[:2]
+            self._stray_count[key] = max(0, self._stray_count.get(key, 0) - row[2])
+            if not self._stray_count[key]:
+                del self._stray_count[key]
 
     def _inside_at(self, start_ns: int) -> list[_Session]:
         """Who was inside when a change started, including a visit that has scanned out since (its
@@ -274,32 +298,38 @@ class ReceiptBook:
         if not any(ln.qty > 0 for s in (a, b) for ln in s.lines.values()):
             return None
         body = {"other": b.session_id, "start_ns": enc.start_ns}
-        self._write(f"encounter/{a.session_id}/{b.session_id}", a.session_id, enc.end_ns, "encounter", body)
+        self._write(_meeting("encounter", enc), a.session_id, enc.end_ns, "encounter", body)
         return self.receipt(a.session_id)
 
     def resolve_hand_over(self, enc, stamp_ns: int) -> list[Receipt]:
-        """A camera saw an item in a hand between the two shoppers of an encounter: if it is one of
-        the items that only one of them holds, the unit moves to the other (billed to whoever
-        leaves with it) and both receipts lose the encounter's doubt. An append-only row
-        `hand_over/<a>/<b>`; anything less clear leaves the receipts to a human."""
-        key = f"hand_over/{enc.session_a}/{enc.session_b}"
+        """Cameras saw an item in a hand between the two shoppers of a meeting that sent both
+        receipts to review: if every view points at the same item, one that only one of them holds,
+        the unit moves to the other (billed to whoever leaves with it) and that meeting's doubt is
+        lifted from both receipts. An append-only row `hand_over/<a>/<b>/<start>`; anything less
+        clear (two items, an item neither holds, a doubtful view) leaves the receipts to a human."""
+        key = _meeting("hand_over", enc)
         a, b = self.sessions.get(enc.session_a), self.sessions.get(enc.session_b)
-        if self.views is None or a is None or b is None or a.staff or b.staff or self.ledger.has(key):
+        if self.views is None or a is None or b is None or a.staff or b.staff or self.ledger.has(key) \
+                or not self.ledger.has(_meeting("encounter", enc)):
             return []
-        seen = self.views.between(enc.x, enc.y, enc.start_ns - HAND_OVER_BEFORE_NS, stamp_ns)
+        seen = self.views.between(enc.x, enc.y, enc.start_ns - HAND_OVER_BEFORE_NS, enc.end_ns + HAND_OVER_SEEN_NS)
         held = sorted({sku for s in (a, b) for sku, ln in s.lines.items() if ln.qty > 0})
         if not seen or not held:
             return []
-        # Only what they hold can change hands, unless one of them holds something no scale saw:
-        # a small prior share for that, spread like the camera's other answers.
-        listed = {k for v in seen for k, _ in v.probabilities} - set(held)
-        like = likelihoods(seen, set(held) | listed)
+        if len({max(held, key=lambda k: (dict(v.probabilities).get(k, 0.0), k)) for v in seen}) != 1:
+            return []               # the views disagree: more than one item may have changed hands
+        seen = one_per_camera([(math.hypot(v.x - enc.x, v.y - enc.y), v.stamp_ns, v.camera_id, v) for v in seen])
+        # Only what they hold can change hands, unless one of them holds something no scale saw: a
+        # small prior for that, as likely as the views find "none of what they hold".
+        like = likelihoods(seen, held)
+        other = 1.0
+        for v in seen:
+            other *= max(1.0 - sum(p for k, p in v.probabilities if k in held), FLOOR) ** TEMPER
         posterior = {k: (1 - UNSEEN_ITEM_PRIOR) / len(held) * like[k] for k in held}
-        rest = UNSEEN_ITEM_PRIOR * (sum(like[k] for k in listed) / len(listed) if listed else 0.0)
         sku = max(held, key=lambda k: (posterior[k], k))
-        prob = posterior[sku] / (sum(posterior.values()) + rest)
+        prob = posterior[sku] / (sum(posterior.values()) + UNSEEN_ITEM_PRIOR * other)
         givers = [s for s in (a, b) if s.lines.get(sku) is not None and s.lines[sku].qty > 0]
-        if len(givers) != 1 or prob < HAND_OVER_MIN_PROBABILITY:
+        if len(givers) != 1 or not prob >= HAND_OVER_MIN_PROBABILITY:
             return []
         giver = givers[0]
         taker = b if giver is a else a
@@ -543,8 +573,7 @@ class ReceiptBook:
         for other, share in (body.get("others") or {}).items():
             if other in self.sessions and other != session_id and share < 1.0:
                 self.sessions[other].unbilled /= 1.0 - share
-        self._strays_put.pop(body["event_id"], None)
-        self._strays_taken.pop(body["event_id"], None)
+        self._forget_stray(body["event_id"])
         s = self.sessions.get(session_id)
         line = s.lines.get(body["sku"]) if s is not None else None
         if line is None or body["event_id"] not in line.evidence:
@@ -600,6 +629,9 @@ class ReceiptBook:
             self._note_stray(body)
             if s.closed and s.status != REVIEWED:      # a late line on a final receipt: judged again
                 self._judge(s)
+        elif kind == "staff":           # staff restock and face the shelves: what was astray is put right
+            for put_right in [k for k in self._stray_count if k[0] in (body.get("plates") or ())]:
+                del self._stray_count[put_right]
         elif kind == "unexplained":
             s.flags.append(body["event_id"])
         elif kind in ("encounter", "identity"):
@@ -617,7 +649,8 @@ class ReceiptBook:
                 line.confidence *= body["confidence"]
                 line.evidence.append(key)
                 other = body["from"] if who is s else session_id
-                who.flags = [f for f in who.flags if f != f"hand_over?{other}"]
+                if f"hand_over?{other}" in who.flags:      # this meeting's doubt (one flag a meeting)
+                    who.flags.remove(f"hand_over?{other}")
                 if who is giver and who is not s:
                     who.revision += 1
                     if not who.closed:

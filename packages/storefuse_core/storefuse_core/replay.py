@@ -23,6 +23,7 @@ from storefuse_core.events import ENTRY, PICK, PUT, GateEvent, Receipt, ShelfEve
 from storefuse_core.gate import session_id_for
 from storefuse_core.layout import Store, load_store, parse_store
 from storefuse_core.pipeline import FusionPipeline, finals_json
+from storefuse_core.product_views import BadView
 from storefuse_core.shelf import ShelfDetector, ShelfParams, config_from_json
 
 
@@ -136,7 +137,10 @@ def replay_bag(path: str | Path, store_name: str | None = None,
         if m.topic in views:
             result.messages += 1
             for view in product_views_from_msg(m.msg):
-                pipeline.push_product_view(view)
+                try:
+                    pipeline.push_product_view(view)
+                except BadView:
+                    pass        # counted (pipeline.book.views.rejected), as the live node does
             continue
         if m.topic.startswith(f"{topics.NS}/cameras/"):
             stamp = stamp_ns(m.msg.header.stamp)

@@ -37,6 +37,28 @@ def test_standing_side_by_side_is_one_encounter_passing_by_is_none():
     assert found[0].end_ns - found[0].start_ns >= 1_000_000_000
 
 
+def test_a_meeting_is_over_when_the_pair_parts_and_the_next_one_is_its_own():
+    watch = HandOverWatch()
+    found = []
+    for k in range(30):          # together for 3 s, at (3.25, 1.1)
+        found += watch.observe(T0 + k * STEP, [Tr("a", 3.0, 1.0), Tr("b", 3.5, 1.2)])
+    assert len(found) == 1 and watch.drain_parted() == []       # still together: not over yet
+    for k in range(30, 40):      # a step apart for a second, then together again: the same meeting
+        found += watch.observe(T0 + k * STEP, [Tr("a", 1.0 if k < 40 else 3.0, 1.0), Tr("b", 3.5, 1.2)])
+    found += watch.observe(T0 + 40 * STEP, [Tr("a", 3.0, 1.0), Tr("b", 3.5, 1.2)])
+    assert len(found) == 1 and watch.drain_parted() == []
+    for k in range(41, 72):      # apart for 3 s: the meeting ended when they parted
+        watch.observe(T0 + k * STEP, [Tr("a", 1.0, 1.0), Tr("b", 6.0, 1.2)])
+    (met,) = watch.drain_parted()
+    assert (met.start_ns, met.end_ns) == (found[0].start_ns, T0 + 41 * STEP)
+    assert abs(met.x - 3.25) < 1e-9 and abs(met.y - 1.1) < 1e-9
+    assert watch.drain_parted() == []
+    again = []
+    for k in range(80, 95):      # they meet again later: a second meeting, reported once more
+        again += watch.observe(T0 + k * STEP, [Tr("a", 5.0, 1.0), Tr("b", 5.5, 1.0)])
+    assert len(again) == 1 and again[0].start_ns == T0 + 80 * STEP
+
+
 def test_walking_slowly_past_a_shopper_at_a_shelf_is_no_encounter_keeping_pace_is():
     def walker(sid, x, y, vx):
         t = Tr(sid, x, y)

@@ -22,6 +22,7 @@ from storefuse_core.events import OPEN
 from storefuse_core.layout import load_store
 from storefuse_core.ledger import Ledger
 from storefuse_core.pipeline import FusionPipeline
+from storefuse_core.product_views import BadView
 from storefuse_interfaces.msg import (
     CartEvent,
     GateEvent,
@@ -63,7 +64,7 @@ class ReceiptNode(Node):
             self.create_subscription(PersonDetections, rel(topics.camera_topic(cam)), self.on_detections, EVENTS_QOS)
             if views:   # what the camera saw in a hand: the tie-breaker between look-alike weights
                 self.create_subscription(ProductViews, rel(topics.camera_topic(cam, "products")),
-                                         self.on_views, EVENTS_QOS)
+                                         self.on_views, DURABLE_EVENTS_QOS)
         # Smart carts (cart_shopper.py): their poses bind them to shoppers, their scans and scale
         # changes confirm (or question) who made a shelf change.
         for cart in store.carts if carts else ():
@@ -90,7 +91,10 @@ class ReceiptNode(Node):
 
     def on_views(self, msg) -> None:
         for view in product_views_from_msg(msg):
-            self.pipeline.push_product_view(view)
+            try:
+                self.pipeline.push_product_view(view)
+            except BadView as exc:      # counted in diagnostics (bad_views); the view is dropped
+                self.get_logger().warning(f"dropped a product view: {exc}", throttle_duration_sec=5.0)
 
     def on_cart_pose(self, cart_id: str, msg) -> None:
         p = msg.pose.pose.position
@@ -105,12 +109,13 @@ class ReceiptNode(Node):
     def step(self) -> None:
         for r in self.pipeline.step(self.now_ns()):
             self.publish(r)
-        b, buf = self.pipeline.book.stats, self.pipeline.buffer
+        b, buf, views = self.pipeline.book.stats, self.pipeline.buffer, self.pipeline.book.views
         level = WARN if buf.released_by_timeout or b.unattributed or b.unmatched_exits else OK
         self.diag.set(level, "running", open_sessions=len(self.pipeline.book.open_sessions()),
                       buffered=len(buf), released_by_timeout=buf.released_by_timeout, late_items=buf.late_items,
                       shelf_events=b.events, duplicates=b.duplicates, unattributed=b.unattributed,
-                      unmatched_exits=b.unmatched_exits, unexplained=b.unexplained, ledger_entries=self.ledger.count())
+                      unmatched_exits=b.unmatched_exits, unexplained=b.unexplained, ledger_entries=self.ledger.count(),
+                      **({"product_views": views.received, "bad_views": views.rejected} if views else {}))
 
     def publish(self, r) -> None:
         msg = receipt_to_msg(MSG, r)

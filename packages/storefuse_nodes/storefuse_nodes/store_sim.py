@@ -27,7 +27,7 @@ from storefuse_core.simulation.pty import PtyDevice
 from storefuse_core.simulation.scenario import load_scenario
 from storefuse_core.simulation.world import T0_NS, World
 from storefuse_core.vision.video import image_fields
-from storefuse_nodes.common import EVENTS_QOS, MSG, run
+from storefuse_nodes.common import DURABLE_EVENTS_QOS, EVENTS_QOS, MSG, run
 from storefuse_nodes.msgtypes import message_class
 
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -82,7 +82,7 @@ class StoreSimNode(Node):
         self.names = {sku: p.name for sku, p in store.products.items()}
         view_type = message_class(topics.PRODUCTS_TYPE)
         self.view_pubs = {c: self.create_publisher(view_type, topics.relative(topics.camera_topic(c, "products")),
-                                                   EVENTS_QOS) for c in self.views.cameras}
+                                                   DURABLE_EVENTS_QOS) for c in self.views.cameras}
         self.waiting = {f"storefuse/gate_reader/{g}" for g in store.gates}
         self.waiting |= {f"storefuse/shelf_scale/{b}" for b in store.boards} | {"storefuse/receipt"}
         if wait_recorder:
