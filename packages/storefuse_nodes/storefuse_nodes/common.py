@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -52,6 +53,13 @@ class Diagnostics:
         self.node.destroy_publisher(self.pub)
 
 
+# How a spinning process learns it was stopped (SIGINT, SIGTERM): as an interrupt, as the executor's
+# shutdown exception, or as an RCLError when rclpy's deferred signal handler shut the context down
+# while the executor was building its wait set (a known rclpy race, ros2/rclpy#398). Any of them with
+# the context no longer ok is a clean stop; with the context still ok it is a real error.
+STOPPED = (KeyboardInterrupt, ExternalShutdownException, RCLError)
+
+
 def run(node_cls, args=None) -> None:
     rclpy.init(args=args)
     node = None
@@ -60,8 +68,9 @@ def run(node_cls, args=None) -> None:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    except STOPPED:
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             close = getattr(node, "close", None)

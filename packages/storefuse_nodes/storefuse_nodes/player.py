@@ -13,7 +13,7 @@ import time
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -23,6 +23,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from storefuse_core.errors import StorefuseError
 from storefuse_core.playback import open_playback, qos_for, resolve_wait
+from storefuse_nodes.common import STOPPED
 from storefuse_nodes.msgtypes import message_class
 
 ANY = ParameterDescriptor(dynamic_typing=True)     # `rate:=4` (an int) as well as `rate:=4.0` or `inf`
@@ -178,8 +179,9 @@ def main(args=None, controls=None) -> int:
     except StorefuseError as exc:
         print(f"player: {exc}", file=sys.stderr, flush=True)
         code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    except STOPPED:
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

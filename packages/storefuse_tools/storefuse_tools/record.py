@@ -41,10 +41,11 @@ def progress_table(stats: RecordStats, bag, elapsed_s: float, now_s: float):
 def record(out: Path, topics: list[str] | None, store: str, compression: str, split_mb: float, split_s: float,
            duration_s: float | None, progress: bool, as_json: bool) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rich.console import Console
     from rich.live import Live
 
+    from storefuse_nodes.common import STOPPED
     from storefuse_nodes.recorder import RecorderNode
     from storefuse_tools.paths import ros_env
     os.environ.update(ros_env())
@@ -77,8 +78,9 @@ def record(out: Path, topics: list[str] | None, store: str, compression: str, sp
                     live.update(progress_table(node.stats, node.bag, now - start, now), refresh=True)
         if progress:
             err.print()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    except STOPPED:
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.close()
