@@ -503,7 +503,8 @@ class ReceiptBook:
 
         A put-back goes to whoever holds one of the candidates; among several shoppers, each gets
         a weight from what the cameras say about the plate's front while the change started (a
-        track standing there, one far away, one not seen at all); the payer is the heaviest, and
+        track standing there, one far away, one not seen at all), times, for a put-back, how likely
+        the items each one holds are to be the one put back; the payer is the heaviest, and
         its share of the weight is the attribution probability. Without any camera evidence the
         latest arrival pays, at 1/n."""
         pool, holders = inside, False
@@ -513,6 +514,11 @@ class ReceiptBook:
                 pool, holders = held, True
         where = self._where(pool, ev)
         weights = self._weights(pool, ev, where) if where else None
+        if weights is not None and holders:
+            # what each holder holds is evidence too: the one holding the likelier item put it back
+            # (a look-alike's holder nearby must not take the put-back of a plate's own product)
+            weights = {h.session_id: weights[h.session_id] * sum(c.probability for c in ev.candidates if _holds(h, c))
+                       for h in pool}
         if weights is None:
             payer = max(pool, key=lambda s: (s.entry_ns, s.session_id))
             raw = {s.session_id: 1.0 for s in pool}
