@@ -55,9 +55,14 @@ class Diagnostics:
 
 # How a spinning process learns it was stopped (SIGINT, SIGTERM): as an interrupt, as the executor's
 # shutdown exception, or as an RCLError when rclpy's deferred signal handler shut the context down
-# while the executor was building its wait set (a known rclpy race, ros2/rclpy#398). Any of them with
-# the context no longer ok is a clean stop; with the context still ok it is a real error.
+# while the executor was building its wait set (a known rclpy race, ros2/rclpy#398). The first two are
+# always a clean stop (the deferred handler may not have shut the context down yet); an RCLError only
+# once the context is no longer ok (otherwise it is a real error).
 STOPPED = (KeyboardInterrupt, ExternalShutdownException, RCLError)
+
+
+def clean_stop(exc: BaseException) -> bool:
+    return not isinstance(exc, RCLError) or not rclpy.ok()
 
 
 def run(node_cls, args=None) -> None:
@@ -68,8 +73,8 @@ def run(node_cls, args=None) -> None:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
-    except STOPPED:
-        if rclpy.ok():
+    except STOPPED as exc:
+        if not clean_stop(exc):
             raise
     finally:
         if node is not None:

@@ -23,7 +23,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from storefuse_core.errors import StorefuseError
 from storefuse_core.playback import open_playback, qos_for, resolve_wait
-from storefuse_nodes.common import STOPPED
+from storefuse_nodes.common import STOPPED, clean_stop
 from storefuse_nodes.msgtypes import message_class
 
 ANY = ParameterDescriptor(dynamic_typing=True)     # `rate:=4` (an int) as well as `rate:=4.0` or `inf`
@@ -179,8 +179,8 @@ def main(args=None, controls=None) -> int:
     except StorefuseError as exc:
         print(f"player: {exc}", file=sys.stderr, flush=True)
         code = 2
-    except STOPPED:
-        if rclpy.ok():
+    except STOPPED as exc:
+        if not clean_stop(exc):
             raise
     finally:
         if node is not None:

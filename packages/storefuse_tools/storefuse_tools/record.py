@@ -45,7 +45,7 @@ def record(out: Path, topics: list[str] | None, store: str, compression: str, sp
     from rich.console import Console
     from rich.live import Live
 
-    from storefuse_nodes.common import STOPPED
+    from storefuse_nodes.common import STOPPED, clean_stop
     from storefuse_nodes.recorder import RecorderNode
     from storefuse_tools.paths import ros_env
     os.environ.update(ros_env())
@@ -78,8 +78,8 @@ def record(out: Path, topics: list[str] | None, store: str, compression: str, sp
                     live.update(progress_table(node.stats, node.bag, now - start, now), refresh=True)
         if progress:
             err.print()
-    except STOPPED:
-        if rclpy.ok():
+    except STOPPED as exc:
+        if not clean_stop(exc):
             raise
     finally:
         if node is not None:
