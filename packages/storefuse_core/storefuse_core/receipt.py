@@ -595,6 +595,16 @@ class ReceiptBook:
         elif s.status != REVIEWED:      # a final receipt amended: judged again, still the exit's receipt
             self._judge(s)
 
+    def _credit(self, s: _Session, body: dict, qty: int, evidence_id: str) -> None:
+        """One contribution to a receipt line (its quantity, its confidence factor, its evidence); a
+        closed receipt, unless a human settled it, is judged again (a late line, a late hand-over)."""
+        line = s.lines.setdefault(body["sku"], _Line(body["sku"], body["name"], body["unit_price"]))
+        line.qty += qty
+        line.confidence *= body["confidence"]
+        line.evidence.append(evidence_id)
+        if s.closed and s.status != REVIEWED:
+            self._judge(s)
+
     def _judge(self, s: _Session) -> None:
         """A closed receipt is final when sure enough, else it waits for a human."""
         s.status = FINAL if self.receipt(s.session_id).confidence >= self.review_threshold else NEEDS_REVIEW
@@ -627,14 +637,9 @@ class ReceiptBook:
         if not (s.closed and kind in ("line", "hand_over")):    # a late line amends the exit's receipt, at its stamp
             s.last_ns = stamp_ns
         if kind == "line":
-            line = s.lines.setdefault(body["sku"], _Line(body["sku"], body["name"], body["unit_price"]))
-            line.qty += body["qty"]
-            line.confidence *= body["confidence"]
-            line.evidence.append(body["event_id"])
+            self._credit(s, body, body["qty"], body["event_id"])
             self._event_lines[body["event_id"]] = (session_id, body)
             self._note_stray(body)
-            if s.closed and s.status != REVIEWED:      # a late line on a final receipt: judged again
-                self._judge(s)
         elif kind == "staff":           # staff restock and face the shelves: what was astray is put right
             for put_right in [k for k in self._stray_count if k[0] in (body.get("plates") or ())]:
                 del self._stray_count[put_right]
@@ -647,22 +652,16 @@ class ReceiptBook:
                 other.flags.append(f"{'hand_over' if kind == 'encounter' else 'identity'}?{session_id}")
         elif kind == "hand_over":       # one unit seen changing hands: off the giver's receipt, onto the taker's
             giver = self.sessions.get(body["from"])
-            for who, qty in ((giver, -body["qty"]), (s, body["qty"])):
+            if giver is not None:
+                giver.revision += 1
+                if not giver.closed:
+                    giver.last_ns = stamp_ns
+            for who, qty, other in ((giver, -body["qty"], session_id), (s, body["qty"], body["from"])):
                 if who is None:
                     continue
-                line = who.lines.setdefault(body["sku"], _Line(body["sku"], body["name"], body["unit_price"]))
-                line.qty += qty
-                line.confidence *= body["confidence"]
-                line.evidence.append(key)
-                other = body["from"] if who is s else session_id
                 if f"hand_over?{other}" in who.flags:      # this meeting's doubt (one flag a meeting)
                     who.flags.remove(f"hand_over?{other}")
-                if who is giver and who is not s:
-                    who.revision += 1
-                    if not who.closed:
-                        who.last_ns = stamp_ns
-                if who.closed and who.status != REVIEWED:
-                    self._judge(who)
+                self._credit(who, body, qty, key)
         elif kind == "silent_plate":
             s.flags.append(f"silent_plate?{body['plate']}")
         elif kind == "close":
