@@ -8,6 +8,15 @@ ROOT = Path(__file__).resolve().parents[1]
 INSTALL = ROOT / "ros2_ws" / "install"
 
 
+def live_run_of(scenario: Path, folder: Path, first_domain: int):
+    """A scenario run live at 3x, every node its own process over DDS, in a domain of its own (per
+    test module, and per pytest process so parallel runs do not meet)."""
+    import os
+
+    from storefuse_tools.live import run_live
+    return run_live(scenario, folder / "run", rate=3.0, domain_id=first_domain + os.getpid() % 50, timeout_s=240)
+
+
 def node_exe(pkg: str, exe: str) -> Path:
     path = INSTALL / pkg / "lib" / pkg / exe
     assert path.is_file(), f"{path} missing: run scripts/setup.sh"

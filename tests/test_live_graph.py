@@ -7,9 +7,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from storefuse_core.evaluation import match
 from storefuse_core.replay import replay_bag
-from storefuse_tools.live import run_live
 
-from sftest import ROOT
+from sftest import ROOT, live_run_of
 
 SCENARIO = ROOT / "scenarios" / "minimart_two_shoppers.yaml"
 pytestmark = pytest.mark.system
@@ -17,8 +16,7 @@ pytestmark = pytest.mark.system
 
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory):
-    domain = 150 + __import__("os").getpid() % 50
-    return run_live(SCENARIO, tmp_path_factory.mktemp("live") / "run", rate=3.0, domain_id=domain, timeout_s=240)
+    return live_run_of(SCENARIO, tmp_path_factory.mktemp("live"), 150)
 
 
 def test_every_node_ran_and_stopped_cleanly(live_run):

@@ -7,9 +7,8 @@ import pytest
 
 from storefuse_core.evaluation import match
 from storefuse_core.replay import replay_bag
-from storefuse_tools.live import run_live
 
-from sftest import ROOT
+from sftest import ROOT, live_run_of
 
 SCENARIO = ROOT / "scenarios" / "minimart_seen_in_hand.yaml"
 pytestmark = pytest.mark.system
@@ -17,8 +16,7 @@ pytestmark = pytest.mark.system
 
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory):
-    domain = 100 + __import__("os").getpid() % 50
-    return run_live(SCENARIO, tmp_path_factory.mktemp("views") / "run", rate=3.0, domain_id=domain, timeout_s=240)
+    return live_run_of(SCENARIO, tmp_path_factory.mktemp("views"), 100)
 
 
 def _lines(receipt) -> list:
