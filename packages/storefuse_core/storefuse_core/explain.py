@@ -215,6 +215,18 @@ def _attribution(ev: Evidence, sev: ShelfEvent, row) -> dict | None:
     return out
 
 
+def _name(ev: Evidence, sku: str) -> str:
+    product = ev.store.products.get(sku)
+    return product.name if product is not None else sku
+
+
+def _views(ev: Evidence, rows: list) -> list[dict]:
+    """Product views as a ledger row keeps them (product_views.evidence), for a reader."""
+    return [{"camera_id": cam, "stamp_ns": t, "at": clock(t), "pixels": px,
+             "top": [{"sku": sku, "name": _name(ev, sku), "probability": p} for sku, p in top]}
+            for cam, t, px, top in rows]
+
+
 def _event(ev: Evidence, sev: ShelfEvent, rows: dict) -> dict:
     row = rows.get(sev.event_id)            # (session, stamp, kind, body)
     body = row[3] if row else {}
@@ -234,11 +246,8 @@ def _event(ev: Evidence, sev: ShelfEvent, rows: dict) -> dict:
                          "probability": round(body["confidence"] / attribution, 6)}
         out["confidence"] = body["confidence"]
     if body.get("views"):       # what a camera saw in the hand re-weighed the scale's candidates
-        names = {sku: p.name for sku, p in ev.store.products.items()}
-        out["views"] = [{"camera_id": cam, "stamp_ns": t, "at": clock(t), "pixels": px,
-                         "top": [{"sku": sku, "name": names.get(sku, sku), "probability": p} for sku, p in top]}
-                        for cam, t, px, top in body["views"]]
-        out["seen_candidates"] = [{"sku": sku, "name": names.get(sku, sku), "qty": qty, "probability": p}
+        out["views"] = _views(ev, body["views"])
+        out["seen_candidates"] = [{"sku": sku, "name": _name(ev, sku), "qty": qty, "probability": p}
                                   for sku, qty, p in body.get("seen_candidates", [])]
     out["attribution"] = _attribution(ev, sev, row)
     return out
@@ -287,13 +296,9 @@ def explain_session(ev: Evidence, session: str | None, window_s: float = WINDOW_
         if share is not None and s != sid and kind in ("line", "staff", "unexplained") and eid in shelf:
             maybe.append(_event(ev, shelf[eid], rows))
             unbilled *= 1.0 - share
-    # Why a human must look, whatever the lines say: the ledger's review flags on this session.
-    # Items the cameras saw changing hands (ReceiptBook.resolve_hand_over): they settle that pair's encounter.
-    names = {sku: p.name for sku, p in ev.store.products.items()}
-    hand_overs = [dict(body, to=s, stamp_ns=stamp, at=clock(stamp),
-                       views=[{"camera_id": cam, "at": clock(t), "pixels": px,
-                               "top": [{"sku": k, "name": names.get(k, k), "probability": p} for k, p in top]}
-                              for cam, t, px, top in body.get("views", [])])
+    # Items the cameras saw changing hands (ReceiptBook.resolve_hand_over): they settle that meeting's
+    # encounter. Why a human must look, whatever the lines say: the ledger's other review flags.
+    hand_overs = [dict(body, to=s, stamp_ns=stamp, at=clock(stamp), views=_views(ev, body.get("views", [])))
                   for _, s, stamp, kind, body in ev.rows if kind == "hand_over" and sid in (s, body["from"])]
     settled = {(frozenset((h["to"], h["from"])), h["start_ns"]) for h in hand_overs}
     flags = [dict(body, kind=kind, session_id=s, stamp_ns=stamp, at=clock(stamp)) for _, s, stamp, kind, body in ev.rows

@@ -316,7 +316,8 @@ class ReceiptBook:
         held = sorted({sku for s in (a, b) for sku, ln in s.lines.items() if ln.qty > 0})
         if not seen or not held:
             return []
-        if len({max(held, key=lambda k: (dict(v.probabilities).get(k, 0.0), k)) for v in seen}) != 1:
+        said = [dict(v.probabilities) for v in seen]
+        if len({max(held, key=lambda k: (p.get(k, 0.0), k)) for p in said}) != 1:
             return []               # the views disagree: more than one item may have changed hands
         seen = one_per_camera([(math.hypot(v.x - enc.x, v.y - enc.y), v.stamp_ns, v.camera_id, v) for v in seen])
         # Only what they hold can change hands, unless one of them holds something no scale saw: a
