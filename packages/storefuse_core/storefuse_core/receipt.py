@@ -190,6 +190,10 @@ class ReceiptBook:
         cand, prob = choice
         product = self.store.products[cand.sku]
         qty = cand.qty if ev.kind == PICK else -cand.qty
+        attribution, others = self._every_unit(attribution, others, qty, payer.session_id)
+        evidence["attribution"] = round(attribution, 6)
+        if others:
+            evidence["others"] = others
         body = dict(evidence, sku=cand.sku, name=product.name, unit_price=product.price, qty=qty,
                     confidence=round(prob * attribution, 6))
         return self._write(key, payer.session_id, ev.stamp_ns, "line", body)
@@ -284,6 +288,8 @@ class ReceiptBook:
         if choice is None:
             return []               # staff or nothing to put back: the first answer stands
         cand, prob = choice
+        if ev.kind == PICK and len(inside) >= 2:
+            attribution, others = self._every_unit(attribution, others, cand.qty, payer.session_id)
         extra = {"views": evidence(seen), "seen_candidates": [[c.sku, c.qty, round(c.probability, 6)]
                                                              for c in ev.candidates]} if seen else {}
         return self._amend(key, stamp_ns, old_sid, old_body, payer.session_id, cand.sku,
@@ -528,6 +534,28 @@ class ReceiptBook:
             raw = weights
         total = sum(raw.values())
         return Attribution(pool, holders, weights, where, payer, {k: w / total for k, w in raw.items()})
+
+    def _every_unit(self, attribution: float, others: dict, qty: int, payer: str) -> tuple[float, dict]:
+        """A pick of several units while another shopper of the pool also came within reach of the
+        plate: the scale saw one change, but two hands may have made it (one unit each). The line is
+        only as sure as every unit being the payer's, and another's receipt only as sure as none of
+        them being theirs; each unit is shared out by how close each one came (closest approach, not
+        where they stood on average: a second shopper stepping up for the last unit stood there
+        briefly). Uses the attribution just made (last_attribution)."""
+        a = self.last_attribution
+        if qty < 2 or a is None or not a.where or len(a.shares) < 2:
+            return attribution, others
+        near = {k: math.exp(-0.5 * (w.closest / POSITION_SD_M) ** 2) for k, w in a.where.items()
+                if k in a.shares and w.closest is not None}
+        if payer not in near:
+            return attribution, others
+        total = sum(near.values()) + FAR_WEIGHT * len(a.shares)
+        others = dict(others)
+        for k, v in sorted(near.items()):
+            took_one = 1.0 - (1.0 - (v + FAR_WEIGHT) / total) ** qty
+            if k != payer and took_one >= OTHERS_MIN:
+                others[k] = round(max(others.get(k, 0.0), took_one), 6)
+        return min(attribution, ((near[payer] + FAR_WEIGHT) / total) ** qty), others
 
     def _where(self, pool: list[_Session], ev: ShelfEvent) -> dict:
         """What tracking says about the front of the changed plates ({}: not needed, or no tracking)."""

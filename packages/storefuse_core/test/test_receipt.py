@@ -291,6 +291,42 @@ def test_a_shopper_seen_far_away_just_before_cannot_be_the_payer(tiny):
     assert book.receipt("s1").confidence > 0.99
 
 
+def _stood(mean, closest):
+    w = _Where(mean)
+    w.closest = closest
+    return w
+
+
+@pytest.mark.parametrize("qty", [1, 2])
+def test_two_units_taken_while_another_shopper_stepped_up_to_the_plate(tiny, qty):
+    # s1 stood at the plate; s2 stood off on average but stepped up to it meanwhile (closest 0.1 m):
+    # one unit is s1's, but two units may have been one each (the scale sees one change)
+    book = ReceiptBook(tiny)
+    book.apply_gate(entry(1, "s1"))
+    book.apply_gate(entry(2, "s2"))
+    book.locate = lambda x, y, t0, t1: {"s1": _stood(0.05, 0.02), "s2": _stood(0.8, 0.1)}
+    r = book.apply_shelf(shelf(tiny, "e1", 5, "G1S1P2", -200.0 * qty))
+    assert r.session_id == "s1" and lines(r) == {"B": qty}
+    if qty == 1:
+        assert r.lines[0].confidence > 0.9 and book.receipt("s2").confidence > 0.9
+    else:
+        # each unit about 1:1 between them: all of them s1's is ~1/4, none of them s2's as unlikely
+        assert r.lines[0].confidence < 0.35 and book.receipt("s2").confidence < 0.35
+        body = next(body for key, _, _, _, body in book.ledger.entries() if key == "event/e1")
+        assert body["attribution"] == pytest.approx(r.lines[0].confidence, abs=0.02)
+        assert body["others"]["s2"] > 0.65
+
+
+def test_two_units_with_the_other_shopper_never_near_the_plate_stay_sure(tiny):
+    book = ReceiptBook(tiny)
+    book.apply_gate(entry(1, "s1"))
+    book.apply_gate(entry(2, "s2"))
+    book.locate = lambda x, y, t0, t1: {"s1": _stood(0.05, 0.02), "s2": _stood(1.5, 1.2)}
+    r = book.apply_shelf(shelf(tiny, "e1", 5, "G1S1P2", -400.0))
+    assert lines(r) == {"B": 2} and r.lines[0].confidence > 0.95
+    assert book.receipt("s2").confidence > 0.95
+
+
 def test_the_shared_doubt_survives_a_restart(tiny, tmp_path):
     ledger = Ledger(tmp_path / "l.sqlite")
     book = ReceiptBook(tiny, ledger)
