@@ -105,6 +105,8 @@ class BookStats:
 # What a camera saw between two shoppers settles a hand-over only when this sure among what they hold.
 HAND_OVER_MIN_PROBABILITY = 0.8
 UNSEEN_ITEM_PRIOR = 0.1                 # that the item changing hands is on neither receipt (a missed pick)
+UNLISTED_PICK_PRIOR = 0.02              # that a unit taken is another product someone left on the plate unseen
+UNLISTED_VIEW_MIN = 0.05                # ... one a camera named at least this likely in the hand
 HAND_OVER_BEFORE_NS = 1_000_000_000     # the item may be seen a moment before the pair counted as together
 HAND_OVER_SEEN_NS = 1_500_000_000       # ... and until this long after they parted
 HAND_OVER_AFTER_NS = 2_000_000_000      # the pipeline checks then (a view on its way still arrives in time)
@@ -228,6 +230,31 @@ class ReceiptBook:
         kept = [replace(c, probability=c.probability * (1.0 - share)) for c in ev.candidates if c.sku not in skus]
         return replace(ev, candidates=sorted(kept + extra, key=lambda c: (-c.probability, c.sku, c.qty)))
 
+    def _unlisted(self, ev: ShelfEvent, seen) -> list:
+        """A pick's candidates plus the products of its gondola that the cameras saw in the hand and
+        the weight fits, had one of them been left on this plate: a stray whose put-back was billed
+        as the plate's own look-alike is on no list, and the scale alone would bill its pick as the
+        plate's product, however sure the views. They come in at a small prior, as likely among
+        themselves as their weights say; only the views can make one of them the answer."""
+        if ev.kind != PICK or not ev.plate_ids:
+            return ev.candidates
+        listed = {c.sku for c in ev.candidates}
+        gondola = {sku for sh in self.store.gondolas[ev.gondola_id].shelf_ids
+                   for pid in self.store.shelves[sh].plate_ids for sku in self.store.plate_products.get(pid, ())}
+        named = {sku for v in seen for sku, p in v.probabilities
+                 if p >= UNLISTED_VIEW_MIN and sku in gondola and sku not in listed}
+        if not named:
+            return ev.candidates
+        deltas = dict(zip(ev.plate_ids, ev.plate_deltas))
+        extra = [c for c in weight_candidates(self.store, ev.shelf_id, deltas, ev.delta_grams, ev.noise_sd,
+                                              strays={ev.plate_ids[0]: named}) if c.sku in named]
+        fit = sum(c.probability for c in extra)
+        if fit <= 0:
+            return ev.candidates
+        extra = [replace(c, probability=UNLISTED_PICK_PRIOR * c.probability) for c in extra]
+        kept = [replace(c, probability=c.probability * (1.0 - UNLISTED_PICK_PRIOR * fit)) for c in ev.candidates]
+        return sorted(kept + extra, key=lambda c: (-c.probability, c.sku, c.qty))
+
     def _note_stray(self, body: dict) -> None:
         """A line on a plate that is not its product's own: a stray put there, or one taken from
         there (only while one is known to be there)."""
@@ -274,7 +301,7 @@ class ReceiptBook:
         ev = self._with_strays(ev)
         seen = self.views.for_event(ev) if self.views is not None else []
         if seen:
-            ev = replace(ev, candidates=fuse(ev.candidates, seen))
+            ev = replace(ev, candidates=fuse(self._unlisted(ev, seen), seen))
         inside = self._inside_at(ev.start_ns)
         if ev.kind == PICK and len(inside) >= 2:
             payer, attribution, others = self._attribute(inside, ev)

@@ -220,3 +220,38 @@ def test_a_stray_is_a_candidate_for_the_next_pick_from_its_plate_and_only_once(t
     book.apply_gate(GateEvent(19 * S, "gate_exit_1", EXIT, "", "hash-s1"))
     book.apply_shelf(change("e7", 20.0, "G1S2P1", 0.4, [cand("C", 0.5, 55.0)]))       # staff facing the shelf
     assert book.strays() == {}
+
+
+def _seen_pick(tiny, probs_by_camera):
+    """s1 takes a 50 g unit from C's plate (noisy scale: C at 55 g and D at 45 g both fit); the scale
+    lists only C, the plate's own product; each camera's view of the hand is given."""
+    book = ReceiptBook(tiny)
+    book.views = ViewBook(tiny)
+    book.apply_gate(GateEvent(1 * S, "gate_entry_1", ENTRY, "s1", "hash-s1"))
+    ev = ShelfEvent("e1", 5 * S + S // 2, 5 * S, "G1", "G1S2", ["G1S2P1"], [-50.0], -50.0, 6.0, PICK,
+                    [cand("C", 0.99, 55.0)])
+    p = tiny.plates["G1S2P1"]
+    for cam, probs in probs_by_camera.items():
+        book.views.add(ProductView(int(5.3 * S), cam, "G1", "G1S2", p.x, p.y, p.z, 20.0, tuple(probs)))
+    book.apply_shelf(ev)
+    book.recheck(ev, ev.start_ns + 2 * S)
+    return book.receipt("s1")
+
+
+def test_a_pick_two_cameras_saw_as_another_product_of_the_gondola_is_that_product(tiny):
+    # D may have been left on C's plate by someone whose put-back was billed as C: only the views say so
+    r = _seen_pick(tiny, {"cam1": [("D", 0.97), ("C", 0.01)], "cam2": [("D", 0.9), ("C", 0.05)]})
+    assert {ln.sku: ln.qty for ln in r.lines} == {"D": 1}
+    assert 0.5 < r.lines[0].confidence < 0.9          # billed as seen, and still worth a human's look
+    # stronger views leave less doubt
+    r = _seen_pick(tiny, {"cam1": [("D", 0.99), ("C", 0.002)], "cam2": [("D", 0.99), ("C", 0.002)]})
+    assert {ln.sku: ln.qty for ln in r.lines} == {"D": 1} and r.lines[0].confidence > 0.9
+
+
+def test_one_unsure_view_of_another_product_leaves_the_plates_own_product(tiny):
+    r = _seen_pick(tiny, {"cam1": [("D", 0.6), ("C", 0.3)]})
+    assert {ln.sku: ln.qty for ln in r.lines} == {"C": 1}
+    assert r.lines[0].confidence > 0.9
+    # and a view agreeing with the scale changes nothing
+    r = _seen_pick(tiny, {"cam1": [("C", 0.9), ("D", 0.05)]})
+    assert {ln.sku: ln.qty for ln in r.lines} == {"C": 1} and r.lines[0].confidence > 0.98
