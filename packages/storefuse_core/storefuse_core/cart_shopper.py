@@ -203,6 +203,13 @@ class CartShoppers:
             t0, t1 = ev.start_ns - int(p.put_before_s * 1e9), ev.stamp_ns + int(p.put_after_s * 1e9)
         self.watches.append(Watch(ev, dict(shares), (t0, t1), t1 + int(p.decide_margin_s * 1e9)))
 
+    def rewatch(self, event_id: str, shares: dict[str, float]) -> None:
+        """The cameras decided a watched change again on its whole window (ReceiptBook.recheck): the
+        carts' word multiplies those shares, not the ones from when fusion had only reached its start."""
+        for w in self.watches:
+            if w.ev.event_id == event_id:
+                w.shares = dict(shares)
+
     def due(self, now_ns: int, leaving: str | None = None) -> list[Watch]:
         """Watches whose time has come (fusion is past their deadline), or that involve a session
         about to leave: those are decided now on what came so far."""

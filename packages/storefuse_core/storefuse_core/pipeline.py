@@ -215,6 +215,9 @@ class FusionPipeline:
                 continue
             if isinstance(item, _Recheck):
                 out += self.book.recheck(item.ev, item.stamp_ns)
+                a = self.book.last_attribution
+                if a is not None and self.carts is not None and self.carts.active:
+                    self.carts.rewatch(item.ev.event_id, a.shares)     # the carts weigh the full window's shares
                 continue
             r = self.book.apply_gate(item) if isinstance(item, GateEvent) else self.book.apply_shelf(item)
             if r is not None:

@@ -292,6 +292,7 @@ class ReceiptBook:
         the line's contribution (the first stays in the ledger); a receipt already final is amended
         and published again."""
         key = f"window/{ev.event_id}"
+        self.last_attribution = None
         old = self._event_lines.get(ev.event_id)
         if old is None or self.ledger.has(key):
             return []

@@ -217,6 +217,18 @@ def test_decided_when_fusion_passes_the_window(two_carts):
     assert two_carts.due(10 * S, leaving="bob") != []          # a payer candidate leaving: decide now
 
 
+def test_the_carts_weigh_the_shares_of_the_full_window(two_carts):
+    # billed when fusion reached the start (nothing after it: 1:1), decided again once the cameras saw
+    # the whole window (alice at the plate): neither cart shows the item, so the cameras' later call stands
+    ev = pick("e1", 8, 300.0)
+    two_carts.watch(ev, {"alice": 0.5, "bob": 0.5})
+    two_carts.rewatch("e9", {"alice": 0.01, "bob": 0.99})       # another change: not this watch
+    two_carts.rewatch("e1", {"alice": 0.99, "bob": 0.01})
+    (w,) = two_carts.drain()
+    v = two_carts.judge(w)
+    assert v.payer == "alice" and v.shares["alice"] > 0.98
+
+
 # ---- the receipt book's amendment ---------------------------------------------------------------
 def _book(tiny, ledger):
     book = ReceiptBook(tiny, ledger)
