@@ -42,6 +42,9 @@ OTHERS_MIN = 1e-3         # smaller shares of an event are not worth a ledger en
 # picks, puts and exit scans back until the cameras are past the window's end (pipeline.py).
 WINDOW_BEFORE_NS = 0
 WINDOW_AFTER_NS = 1_500_000_000
+LONG_CHANGE_NS = 2_400_000_000      # start to settled longer than one hand's pick or put-back takes (580
+                                    # single actions on harsh and day bags: <= 2.33 s; 10 of 14 merged
+                                    # actions of two shoppers were longer): several hands may be in it
 
 
 def plate_front(store: Store, plate_ids) -> tuple[float, float]:
@@ -317,7 +320,7 @@ class ReceiptBook:
             return []               # staff or nothing to put back: the first answer stands
         cand, prob = choice
         if ev.kind == PICK and len(inside) >= 2:
-            attribution, others = self._every_unit(attribution, others, cand.qty, payer.session_id)
+            attribution, others = self._every_unit(attribution, others, cand.qty, payer.session_id, ev)
         extra = {"views": evidence(seen), "seen_candidates": [[c.sku, c.qty, round(c.probability, 6)]
                                                              for c in ev.candidates]} if seen else {}
         return self._amend(key, stamp_ns, old_sid, old_body, payer.session_id, cand.sku,
@@ -563,17 +566,24 @@ class ReceiptBook:
         total = sum(raw.values())
         return Attribution(pool, holders, weights, where, payer, {k: w / total for k, w in raw.items()})
 
-    def _every_unit(self, attribution: float, others: dict, qty: int, payer: str) -> tuple[float, dict]:
-        """A pick of several units while another shopper of the pool also came within reach of the
-        plate: the scale saw one change, but two hands may have made it (one unit each). The line is
-        only as sure as every unit being the payer's, and another's receipt only as sure as none of
-        them being theirs; each unit is shared out by how close each one came (closest approach, not
-        where they stood on average: a second shopper stepping up for the last unit stood there
-        briefly). Uses the attribution just made (last_attribution)."""
+    def _every_unit(self, attribution: float, others: dict, qty: int, payer: str,
+                    ev: ShelfEvent | None = None) -> tuple[float, dict]:
+        """A pick of several units, or one change that lasted longer than one hand takes, while
+        another shopper of the pool also came within reach of the plate: the scale saw one settled
+        change, but two hands may have made it (one unit each, or one's pick and the other's put-back).
+        The line is only as sure as every unit being the payer's, and another's receipt only as sure
+        as none of them being theirs; each unit is shared out by how close each one came (closest
+        approach, not where they stood on average: a second shopper stepping up for the last unit
+        stood there briefly), over the whole change when it was long. Uses the attribution just made
+        (last_attribution)."""
         a = self.last_attribution
-        if qty < 2 or a is None or not a.where or len(a.shares) < 2:
+        long = ev is not None and ev.stamp_ns - ev.start_ns > LONG_CHANGE_NS
+        if (qty < 2 and not long) or a is None or not a.where or len(a.shares) < 2:
             return attribution, others
-        near = {k: math.exp(-0.5 * (w.closest / POSITION_SD_M) ** 2) for k, w in a.where.items()
+        where = a.where
+        if long and self.locate is not None and ev.plate_ids:
+            where = self.locate(*plate_front(self.store, ev.plate_ids), ev.start_ns, ev.stamp_ns)
+        near = {k: math.exp(-0.5 * (w.closest / POSITION_SD_M) ** 2) for k, w in where.items()
                 if k in a.shares and w.closest is not None}
         if payer not in near:
             return attribution, others

@@ -5,6 +5,8 @@ D 45 g (P2). Shelf events carry the candidates the real scale model (product.can
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from storefuse_core.events import (
@@ -315,6 +317,26 @@ def test_two_units_taken_while_another_shopper_stepped_up_to_the_plate(tiny, qty
         body = next(body for key, _, _, _, body in book.ledger.entries() if key == "event/e1")
         assert body["attribution"] == pytest.approx(r.lines[0].confidence, abs=0.02)
         assert body["others"]["s2"] > 0.65
+
+
+@pytest.mark.parametrize("long", [False, True])
+def test_a_change_longer_than_one_hand_takes_may_be_two_shoppers(tiny, long):
+    # s2 stepped up to the plate while s1 stood at it; a 3.5 s change (s1 took one, s2 took one,
+    # s1 put theirs back: one unit gone) may be either's, a 1 s change is the one who stood there
+    book = ReceiptBook(tiny)
+    book.apply_gate(entry(1, "s1"))
+    book.apply_gate(entry(2, "s2"))
+    book.locate = lambda x, y, t0, t1: {"s1": _stood(0.05, 0.02), "s2": _stood(0.8, 0.1)}
+    ev = shelf(tiny, "e1", 5, "G1S1P2", -200.0)
+    ev = replace(ev, stamp_ns=ev.start_ns + (int(3.5 * S) if long else S))
+    book.apply_shelf(ev)
+    book.recheck(ev, ev.stamp_ns)
+    r = book.receipt("s1")
+    assert lines(r) == {"B": 1}
+    if long:
+        assert r.lines[0].confidence < 0.6 and book.receipt("s2").confidence < 0.6
+    else:
+        assert r.lines[0].confidence > 0.9 and book.receipt("s2").confidence > 0.9
 
 
 def test_two_units_with_the_other_shopper_never_near_the_plate_stay_sure(tiny):
