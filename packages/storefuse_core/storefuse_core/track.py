@@ -10,9 +10,13 @@ hands its session to a new track that appears where it could have walked to and 
 identically.
 
 Speed (issue 6): the states of all tracked shoppers live in stacked arrays (N x 4, N x 4 x 4), so
-predict is one operation and association only solves the few pairs within walking distance. Every
-stacked step repeats the per-track numpy expression item by item (same BLAS/LAPACK call per item),
-so the tracks are bit-identical to one filter object per shopper.
+predict is one operation and association only looks closer at the few pairs within walking distance.
+A camera frame holds one or two detections near a handful of tracks, where numpy's cost per call
+is most of the time: up to _FEW_PAIRS pairs are gated (the closed form, operation for operation as
+the arrays compute it) and updated (the 2x2 Kalman update written out) in plain floats; more (all
+cameras merged into one frame) go through the arrays. The plain-float update rounds differently from
+BLAS in the last bit only: on bench/tracker_peers.py's streams every track, id and identity is the
+same either way, positions within 1e-13 m.
 """
 from __future__ import annotations
 
@@ -101,6 +105,9 @@ class Track:
 
 _H = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
 _I4 = np.eye(4)
+# pairs in one frame up to which plain floats beat numpy's cost per call (a camera's frame: 1-5 at
+# ~10-100 shoppers); more (all cameras' detections merged into one frame) go through arrays
+_FEW_PAIRS = 16
 
 
 class ShopperTracker:
@@ -120,6 +127,7 @@ class ShopperTracker:
         self._seen = np.zeros(0, dtype=np.int64)
         self._lost = np.zeros(0, dtype=bool)
         self._pruned_ns: int | None = None
+        self._motion_cache: tuple = (None, None, None)
 
     # ---- inputs -------------------------------------------------------------------------------
     def on_gate(self, ev: GateEvent) -> None:
@@ -150,9 +158,13 @@ class ShopperTracker:
         """One camera frame's detections (objects with x, y, cov (9), score), in stamp order."""
         self._predict(stamp_ns)
         if len(detections):
-            z = np.array([[d.x, d.y] for d in detections], dtype=float).reshape(-1, 2)
-            R = np.array([d.cov for d in detections], dtype=float).reshape(-1, 3, 3)[:, :2, :2] \
-                + np.eye(2) * self.p.meas_floor_sd ** 2
+            # x, y and the 3x3 covariance of each detection, a row each; R: the position block plus the
+            # floor, in plain floats ((a, b), (c, d)) as association and update read it
+            rows = np.array([(d.x, d.y, *d.cov) for d in detections], dtype=float).reshape(len(detections), 11)
+            floor = self.p.meas_floor_sd ** 2
+            z = rows[:, :2]
+            R = [((sxx + floor, sxy + 0.0), (syx + 0.0, syy + floor))
+                 for _, _, sxx, sxy, _, syx, syy, *_ in rows.tolist()]
             pairs = self._associate(z, R, detections)
             if pairs:
                 self._update_all(pairs, z, R, stamp_ns, detections)
@@ -166,11 +178,7 @@ class ShopperTracker:
     def _predict(self, stamp_ns: int) -> None:
         n = len(self.tracks)
         if self.now_ns is not None and stamp_ns > self.now_ns and n:
-            dt = (stamp_ns - self.now_ns) / 1e9
-            F = np.array([[1, 0, dt, 0], [0, 1, 0, dt], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
-            q = self.p.accel_sd ** 2
-            G = np.array([[dt * dt / 2, 0], [0, dt * dt / 2], [dt, 0], [0, dt]])
-            Q = G @ G.T * q
+            F, Q = self._motion((stamp_ns - self.now_ns) / 1e9)
             cap = self.p.max_pos_sd_m ** 2
             X = self._X[:n]
             X[:] = np.matmul(F, X[:, :, None])[:, :, 0]
@@ -185,90 +193,134 @@ class ShopperTracker:
             X[self._lost[:n], 2:] = 0.0                        # a lost shopper is assumed to stand still
         self.now_ns = stamp_ns if self.now_ns is None else max(self.now_ns, stamp_ns)
 
+    def _motion(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """F and Q for a step of dt seconds; the cameras' period repeats, so the last pair is kept."""
+        key = (dt, self.p.accel_sd)
+        if self._motion_cache[0] != key:
+            F = np.array([[1, 0, dt, 0], [0, 1, 0, dt], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
+            G = np.array([[dt * dt / 2, 0], [0, dt * dt / 2], [dt, 0], [0, dt]])
+            self._motion_cache = (key, F, G @ G.T * self.p.accel_sd ** 2)
+        return self._motion_cache[1], self._motion_cache[2]
+
     # ---- association ----------------------------------------------------------------------------
-    def _associate(self, z: np.ndarray, R: np.ndarray, detections=()) -> list[tuple[int, int]]:
+    def _associate(self, z: np.ndarray, R: list, detections=()) -> list[tuple[int, int]]:
         n, m = len(self.tracks), len(z)
         if not n or not m:
             return []
-        X = self._X[:n]
-        rx = z[None, :, 0] - X[:, 0, None]
-        ry = z[None, :, 1] - X[:, 1, None]
-        # walking distance first (a loose bound; the exact test is math.hypot below, as the gate is)
+        # walking distance first, all pairs at once (a loose bound; the exact test is math.hypot, as the
+        # gate is); the pairs left are gated in plain floats when few (a camera's frame), else as arrays
+        rel = z[None, :, :] - self._X[:n, None, :2]          # detection minus track
+        rx, ry = rel[:, :, 0], rel[:, :, 1]
         reach = self.p.max_jump_m * (1 + 1e-9) + 1e-12
-        ti, di = np.nonzero(rx * rx + ry * ry <= reach * reach)
+        ti, di = (rx * rx + ry * ry <= reach * reach).nonzero()
         if not len(ti):
             return []
-        near = [k for k, (a, b) in enumerate(zip(rx[ti, di].tolist(), ry[ti, di].tolist()))
-                if math.hypot(a, b) <= self.p.max_jump_m]
-        if not near:
-            return []
-        ti, di = ti[near], di[near]
-        S = self._P[ti, :2, :2] + R[di]
-        r = z[di] - X[ti, :2]
-        # Mahalanobis gate in closed form; a pair this cannot call either way gets the exact solve
-        a, b, c, d = S[:, 0, 0], S[:, 0, 1], S[:, 1, 0], S[:, 1, 1]
-        ex, ey = r[:, 0], r[:, 1]
-        d2 = (ex * (d * ex - b * ey) + ey * (a * ey - c * ex)) / (a * d - b * c)
-        gate = self.p.gate_chi2
-        unsure = np.abs(d2 - gate) <= 1e-6 * gate
-        if unsure.any():
-            d2[unsure] = self._mahalanobis(S[unsure], r[unsure])
-        inside = d2 <= gate
-        ti, di, S, r = ti[inside], di[inside], S[inside], r[inside]
-        fits = self._looks_like(ti, di, detections)
-        if fits is not None:
-            ti, di, S, r = ti[fits], di[fits], S[fits], r[fits]
-        edges = list(zip(ti.tolist(), di.tolist()))
+        gate = self._gate_few if len(ti) <= _FEW_PAIRS else self._gate_many
+        edges, S, r, looks = gate(ti, di, rel, R, detections)
         if not edges:
             return []
-        if len({i for i, _ in edges}) == len(edges) == len({j for _, j in edges}):
+        if len(edges) == 1 or len({i for i, _ in edges}) == len(edges) == len({j for _, j in edges}):
             return sorted(edges)        # no two claims on one track or detection: every pair is assigned
+        # where several shoppers stand within each other's gates (two at the gate scanner, a pair at one
+        # shelf) position alone cannot say who is who: the colour descriptor joins the cost (a pair where
+        # either side has none gets the typical distance, neither favoured nor blamed)
+        S = np.asarray(S, dtype=float).reshape(-1, 2, 2)
+        r = np.asarray(r, dtype=float).reshape(-1, 2)
+        looks = np.asarray(looks, dtype=float)
+        looks = np.where(np.isnan(looks), self.p.appearance_neutral, looks).tolist()
         big = 1e6
         cost = np.full((n, m), big)
-        looks = self._looks(edges, detections).tolist()
         for (i, j), d2k, det, look in zip(edges, self._mahalanobis(S, r), np.linalg.det(S).tolist(), looks):
             cost[i, j] = d2k + math.log(det) + self.p.appearance_weight * look
         rows, cols = linear_sum_assignment(cost)
         return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
 
-    def _looks_like(self, ti: np.ndarray, di: np.ndarray, detections) -> np.ndarray | None:
-        """A detection that does not look like a track is not that shopper, however near: in a crowd
-        another shopper is always within the gate (walking past, a step behind in a queue, at the
-        same shelf), and a track that takes them once follows the wrong person from then on.
-        A pair where either side has no colour stays (position alone decides, as it must without).
-        None: every pair may stay (the usual case, decided without a loop)."""
-        if not len(detections) or not len(ti):
-            return None
-        look = self._pair_looks(ti.tolist(), di.tolist(), detections)
-        fits = ~(look > self.p.reid_max_distance)        # NaN (no colour) fits
-        return None if fits.all() else fits
+    def _gate_few(self, ti: np.ndarray, di: np.ndarray, rel: np.ndarray, R: list, detections):
+        """The gates of a few pairs in plain floats: the closed form below is, operation for operation,
+        what the arrays compute in `_gate_many`, without numpy's cost per call. Returns the pairs that
+        pass, their innovation covariances and residuals, and how they look (`_pair_looks`)."""
+        gate, jump = self.p.gate_chi2, self.p.max_jump_m
+        cands, unsure = [], []         # [track, detection, S (a, b, c, d), r (ex, ey), d2]
+        for i, j, (ex, ey), ((a, b), (c, d)) in zip(
+                ti.tolist(), di.tolist(), rel[ti, di].tolist(), self._P[ti, :2, :2].tolist()):
+            if math.hypot(ex, ey) > jump:
+                continue
+            (ra, rb), (rc, rd) = R[j]
+            a, b, c, d = a + ra, b + rb, c + rc, d + rd
+            d2 = (ex * (d * ex - b * ey) + ey * (a * ey - c * ex)) / (a * d - b * c)
+            if abs(d2 - gate) <= 1e-6 * gate:
+                unsure.append(len(cands))
+            cands.append([i, j, (a, b, c, d), (ex, ey), d2])
+        if unsure:
+            S = np.array([cands[k][2] for k in unsure], dtype=float).reshape(-1, 2, 2)
+            r = np.array([cands[k][3] for k in unsure], dtype=float).reshape(-1, 2)
+            for k, d2 in zip(unsure, self._mahalanobis(S, r)):
+                cands[k][4] = d2
+        cands = [c for c in cands if c[4] <= gate]
+        looks = self._pair_looks([c[0] for c in cands], [c[1] for c in cands], detections)
+        # a detection that does not look like a track is not that shopper, however near: in a crowd
+        # another shopper is always within the gate (walking past, a step behind in a queue, at the same
+        # shelf), and a track that takes them once follows the wrong person from then on; a pair where
+        # either side has no colour (NaN) stays: position alone decides, as it must without
+        edges, S, r, kept_looks = [], [], [], []
+        for c, look in zip(cands, looks):
+            if not look > self.p.reid_max_distance:
+                edges.append((c[0], c[1]))
+                S.append(c[2])
+                r.append(c[3])
+                kept_looks.append(look)
+        return edges, S, r, kept_looks
 
-    def _pair_looks(self, ti: list[int], di: list[int], detections) -> np.ndarray:
+    def _gate_many(self, ti: np.ndarray, di: np.ndarray, rel: np.ndarray, R: list, detections):
+        """`_gate_few` on arrays, for a frame with many pairs near each other (all cameras' detections
+        merged into one frame)."""
+        jump, gate = self.p.max_jump_m, self.p.gate_chi2
+        near = [k for k, (a, b) in enumerate(rel[ti, di].tolist()) if math.hypot(a, b) <= jump]
+        ti, di = ti[near], di[near]
+        S = self._P[ti, :2, :2] + np.array(R, dtype=float).reshape(-1, 2, 2)[di]
+        r = rel[ti, di]
+        # Mahalanobis gate in closed form; a pair this cannot call either way gets the exact solve
+        a, b, c, d = S[:, 0, 0], S[:, 0, 1], S[:, 1, 0], S[:, 1, 1]
+        ex, ey = r[:, 0], r[:, 1]
+        d2 = (ex * (d * ex - b * ey) + ey * (a * ey - c * ex)) / (a * d - b * c)
+        unsure = np.abs(d2 - gate) <= 1e-6 * gate
+        if unsure.any():
+            d2[unsure] = self._mahalanobis(S[unsure], r[unsure])
+        inside = d2 <= gate
+        ti, di, S, r = ti[inside], di[inside], S[inside], r[inside]
+        looks = np.array(self._pair_looks(ti.tolist(), di.tolist(), detections), dtype=float)
+        fits = ~(looks > self.p.reid_max_distance)        # NaN (no colour) fits
+        return list(zip(ti[fits].tolist(), di[fits].tolist())), S[fits], r[fits], looks[fits]
+
+    def _pair_looks(self, ti: list[int], di: list[int], detections) -> list[float]:
         """Hellinger distance (as `appearance_distance`) of track ti[k] to detection di[k], all pairs
         at once; NaN where either side has no colour (or an all-zero descriptor)."""
-        out = np.full(len(ti), np.nan)
-        rows, a_list, b_list = [], [], []
+        out = [math.nan] * len(ti)
+        rows, descs = [], []
         for k, (i, j) in enumerate(zip(ti, di)):
             a = self.tracks[i].appearance
             b = getattr(detections[j], "appearance", None) if j < len(detections) else None
             if a is not None and b is not None and len(b):
                 rows.append(k)
-                a_list.append(a)
-                b_list.append(b)
-        if rows:
-            A = np.clip(np.array(a_list, dtype=np.float64), 0, None)
-            B = np.clip(np.array(b_list, dtype=np.float64), 0, None)
-            d = np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, np.sqrt(A * B).sum(axis=1))))
-            d[~B.any(axis=1) | ~A.any(axis=1)] = np.nan
-            out[rows] = d
+                descs += (a, b)
+        if not rows:
+            return out
+        # tracks' and detections' descriptors interleaved in one array, clipped at 0 (np.maximum is
+        # np.clip(x, 0, None) without clip's Python wrapper)
+        C = np.maximum(np.array(descs, dtype=np.float64), 0.0)
+        bc = np.sqrt(C[0::2] * C[1::2]).sum(axis=1)
+        has = C.any(axis=1)
+        if len(rows) > _FEW_PAIRS:      # the same formula as below, on arrays
+            d = np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, bc)))
+            d[~(has[0::2] & has[1::2])] = np.nan
+            for k, v in zip(rows, d.tolist()):
+                out[k] = v
+            return out
+        has = has.tolist()
+        for k, v, has_a, has_b in zip(rows, bc.tolist(), has[0::2], has[1::2]):
+            if has_a and has_b:
+                out[k] = v if math.isnan(v) else math.sqrt(max(0.0, 1.0 - min(1.0, v)))
         return out
-
-    def _looks(self, edges: list[tuple[int, int]], detections) -> np.ndarray:
-        """Where several shoppers stand within each other's gates (two at the gate scanner, a pair at
-        one shelf) position alone cannot say who is who: the colour descriptor joins the cost
-        (a pair where either side has none gets the typical distance, neither favoured nor blamed)."""
-        d = self._pair_looks([i for i, _ in edges], [j for _, j in edges], detections)
-        return np.where(np.isnan(d), self.p.appearance_neutral, d)
 
     @staticmethod
     def _mahalanobis(S: np.ndarray, r: np.ndarray) -> list[float]:
@@ -276,24 +328,48 @@ class ShopperTracker:
         return np.matmul(r[:, None, :], np.linalg.solve(S, r[:, :, None]))[:, 0, 0].tolist()
 
     # ---- processor ----------------------------------------------------------------------------
-    def _update_all(self, pairs: list[tuple[int, int]], z: np.ndarray, R: np.ndarray, stamp_ns: int,
+    def _update_all(self, pairs: list[tuple[int, int]], z: np.ndarray, R: list, stamp_ns: int,
                     detections) -> None:
-        """Kalman update of every matched track at once (each track appears once); the bookkeeping
-        then runs pair by pair, as binding reads the other tracks."""
+        """Kalman update of every matched track (each track appears once); the bookkeeping then runs
+        pair by pair, as binding reads the other tracks."""
+        X, P = (self._updated_few if len(pairs) <= _FEW_PAIRS else self._updated_many)(pairs, z, R)
+        for (i, j), x, p in zip(pairs, X, P):
+            self._X[i], self._P[i], self._seen[i] = x, p, stamp_ns
+            self._after_update(self.tracks[i], stamp_ns, getattr(detections[j], "appearance", None),
+                               float(x[0]), float(x[1]))
+
+    def _updated_few(self, pairs: list[tuple[int, int]], z: np.ndarray, R: list) -> tuple[list, list]:
+        """New states of a few tracks in plain floats (numpy's cost per call is most of the time for
+        one or two): H picks the position, so S = P[:2, :2] + R, K = P[:, :2] S^-1, P <- P - K P[:2, :].
+        Rounds differently from BLAS (`_updated_many`) in the last bit only."""
+        zs, X, P = z.tolist(), [], []
+        for i, j in pairs:
+            x, p = self._X[i].tolist(), self._P[i].tolist()
+            (ra, rb), (rc, rd) = R[j]
+            a, b, c, d = p[0][0] + ra, p[0][1] + rb, p[1][0] + rc, p[1][1] + rd
+            det = a * d - b * c
+            ex, ey = zs[j][0] - x[0], zs[j][1] - x[1]
+            p0, p1 = p[0], p[1]
+            for k, row in enumerate(p):
+                k0 = (row[0] * d - row[1] * c) / det          # row k of K
+                k1 = (row[1] * a - row[0] * b) / det
+                x[k] += k0 * ex + k1 * ey
+                p[k] = [v - k0 * u - k1 * w for v, u, w in zip(row, p0, p1)]
+            X.append(x)
+            P.append(p)
+        return X, P
+
+    def _updated_many(self, pairs: list[tuple[int, int]], z: np.ndarray, R: list) -> tuple[np.ndarray, np.ndarray]:
+        """New states of many tracks at once (H P H', P H' and H x are the position block, exactly what
+        the products give)."""
         ti = np.array([i for i, _ in pairs])
         di = np.array([j for _, j in pairs])
         X, P = self._X[ti], self._P[ti]
-        S = np.matmul(np.matmul(_H, P), _H.T) + R[di]
-        K = np.matmul(np.matmul(P, _H.T), np.linalg.inv(S))
-        X = X + np.matmul(K, z[di][:, :, None] - np.matmul(_H, X[:, :, None]))[:, :, 0]
-        P = np.matmul(_I4 - np.matmul(K, _H), P)
-        for k, (i, j) in enumerate(pairs):
-            self._X[i] = X[k]
-            self._P[i] = P[k]
-            self._seen[i] = stamp_ns
-            self._after_update(self.tracks[i], stamp_ns, getattr(detections[j], "appearance", None))
+        K = np.matmul(P[:, :, :2], np.linalg.inv(P[:, :2, :2] + np.array([R[j] for j in di.tolist()], dtype=float)))
+        X = X + np.matmul(K, (z[di] - X[:, :2])[:, :, None])[:, :, 0]
+        return X, np.matmul(_I4 - np.matmul(K, _H), P)
 
-    def _after_update(self, t: Track, stamp_ns: int, appearance=None) -> None:
+    def _after_update(self, t: Track, stamp_ns: int, appearance, px: float, py: float) -> None:
         t.hits += 1
         t.last_ns = stamp_ns
         self._look(t, appearance)
@@ -304,8 +380,7 @@ class ShopperTracker:
         elif t.state == LOST:           # seen again: it keeps whatever identity it still has
             t.state = CONFIRMED
             self._lost[t._row] = False
-        x = t.x
-        t.history.append((stamp_ns, float(x[0]), float(x[1])))
+        t.history.append((stamp_ns, px, py))
         horizon = stamp_ns - int(self.p.history_s * 1e9)
         while t.history and t.history[0][0] < horizon:
             t.history.popleft()
@@ -314,12 +389,14 @@ class ShopperTracker:
         if appearance is None or len(appearance) == 0 or \
                 not (appearance.any() if isinstance(appearance, np.ndarray) else np.any(appearance)):
             return
-        a = np.asarray(appearance, dtype=np.float64)
-        t.appearance = a if t.appearance is None else \
-            (1 - self.p.appearance_alpha) * t.appearance + self.p.appearance_alpha * a
+        alpha = self.p.appearance_alpha
+        if t.appearance is None:
+            t.appearance = np.asarray(appearance, dtype=np.float64)
+        else:        # in float64, without converting the descriptor first
+            t.appearance = (1 - alpha) * t.appearance + np.multiply(alpha, appearance, dtype=np.float64)
 
-    def _spawn(self, z: np.ndarray, R: np.ndarray, stamp_ns: int, appearance=None) -> None:
-        P = np.diag([R[0, 0] + 0.01, R[1, 1] + 0.01, 1.0, 1.0])
+    def _spawn(self, z: np.ndarray, R, stamp_ns: int, appearance=None) -> None:
+        P = np.diag([R[0][0] + 0.01, R[1][1] + 0.01, 1.0, 1.0])
         tid = hashlib.sha256(f"{stamp_ns}/{z[0]:.3f}/{z[1]:.3f}".encode()).hexdigest()[:32]
         track_id = f"{tid[:8]}-{tid[8:12]}-{tid[12:16]}-{tid[16:20]}-{tid[20:32]}"
         t = Track(track_id, np.array([z[0], z[1], 0.0, 0.0]), P, stamp_ns, stamp_ns,
