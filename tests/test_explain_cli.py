@@ -38,7 +38,7 @@ def test_explain_prints_each_line_for_a_person():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for text in ("line 1: 1 x Coca-Cola Classic 12 fl oz Can", "line 3: 1 x Barilla Spaghetti 16 oz",
-                 "PUT G1S1-1767225626316804000 on G1S1", "who: holds the item", "delta -473.7 g",
+                 "PUT G1S1-1767225626316804000 on G1S1", "who: holds the item", "delta -473.9 g",
                  "0.996 1x Barilla Spaghetti 16 oz", "> 1.000 s-538f6cd59c810a0a"):
         assert text in out, text
     # each line shows its changes: two picks and the put-back under the Coca-Cola line
