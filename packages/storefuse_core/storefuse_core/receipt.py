@@ -35,6 +35,7 @@ UNSEEN_WEIGHT = 0.05      # weight of a shopper no camera saw around the event (
 FAR_WEIGHT = 1e-4         # weight of a shopper seen elsewhere (tracks can be wrong, rarely)
 WALK_MPS = 1.5            # how far an unseen shopper can have walked since last seen
 OTHERS_MIN = 1e-3         # smaller shares of an event are not worth a ledger entry
+MAX_SHARE = 0.99          # ... and none is certain (a share is a factor that must be divisible out again)
 # Where each shopper stood while the hand was on the shelf and the item went into the basket: from the
 # change's start (the detector dates it from its short average, 0.25 s early, when the reaching shopper
 # already stands there) to well after it; a shopper still walking away from the plate's front as the
@@ -300,8 +301,8 @@ class ReceiptBook:
         if old is None or self.ledger.has(key):
             return []
         old_sid, old_body = old
-        if "cart" in old_body:
-            return []               # the carts have spoken on the full window already
+        if "cart" in old_body or not old_body.get("confidence"):
+            return []               # the carts have spoken on the full window already (or nothing to divide out)
         ev = self._with_strays(ev)
         seen = self.views.for_event(ev) if self.views is not None else []
         if seen:
@@ -590,10 +591,11 @@ class ReceiptBook:
         total = sum(near.values()) + FAR_WEIGHT * len(a.shares)
         others = dict(others)
         for k, v in sorted(near.items()):
-            took_one = 1.0 - (1.0 - (v + FAR_WEIGHT) / total) ** qty
+            took_one = min(1.0 - (1.0 - (v + FAR_WEIGHT) / total) ** qty, MAX_SHARE)
             if k != payer and took_one >= OTHERS_MIN:
                 others[k] = round(max(others.get(k, 0.0), took_one), 6)
-        return min(attribution, ((near[payer] + FAR_WEIGHT) / total) ** qty), others
+        # never 0: a line's confidence is a factor an amend divides out again
+        return min(attribution, max(((near[payer] + FAR_WEIGHT) / total) ** qty, 1.0 - MAX_SHARE)), others
 
     def _where(self, pool: list[_Session], ev: ShelfEvent) -> dict:
         """What tracking says about the front of the changed plates ({}: not needed, or no tracking)."""

@@ -226,8 +226,9 @@ class ShelfDetector:
             self.window.popleft()
         self.avg_rows.append(row)
         self.avg_sum = row.copy() if self.avg_sum is None else self.avg_sum + row
-        if len(self.avg_rows) > 1 and (len(self.avg_rows) - 1) / max(1.0, self._rate()) > p.average_s:
-            self.avg_sum -= self.avg_rows.popleft()
+        rate = max(1.0, self._rate())
+        while len(self.avg_rows) > 1 and (len(self.avg_rows) - 1) / rate > p.average_s:
+            self.avg_sum -= self.avg_rows.popleft()     # (more than one after a gap in the stream)
         if self.base is None:
             return self._warmup(t, row)
         n = len(self.plate_ids)

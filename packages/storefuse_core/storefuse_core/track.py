@@ -121,6 +121,7 @@ class ShopperTracker:
         self.retired: list[Track] = []         # deleted bound tracks: their history still says where they were
         self.exited: set[str] = set()
         self.reidentified = 0
+        self.rejected = 0                      # detections without a usable position or covariance
         # rows 0..len(tracks)-1: tracks[i]'s state, covariance, last update and whether it is LOST
         self._X = np.zeros((0, 4))
         self._P = np.zeros((0, 4, 4))
@@ -161,6 +162,14 @@ class ShopperTracker:
             # x, y and the 3x3 covariance of each detection, a row each; R: the position block plus the
             # floor, in plain floats ((a, b), (c, d)) as association and update read it
             rows = np.array([(d.x, d.y, *d.cov) for d in detections], dtype=float).reshape(len(detections), 11)
+            floor = self.p.meas_floor_sd ** 2       # (a zero covariance is fine: the floor is added)
+            sxx, syy = rows[:, 2] + floor, rows[:, 6] + floor
+            ok = np.isfinite(rows).all(axis=1) & (sxx > 0) & (sxx * syy - rows[:, 3] * rows[:, 5] > 0)
+            if not ok.all():        # a broken camera host's detection says nowhere: counted, never a track
+                self.rejected += int((~ok).sum())
+                detections = [d for d, good in zip(detections, ok.tolist()) if good]
+                rows = rows[ok]
+        if len(detections):
             floor = self.p.meas_floor_sd ** 2
             z = rows[:, :2]
             R = [((sxx + floor, sxy + 0.0), (syx + 0.0, syy + floor))
@@ -247,7 +256,10 @@ class ShopperTracker:
                 continue
             (ra, rb), (rc, rd) = R[j]
             a, b, c, d = a + ra, b + rb, c + rc, d + rd
-            d2 = (ex * (d * ex - b * ey) + ey * (a * ey - c * ex)) / (a * d - b * c)
+            det = a * d - b * c
+            if not (det > 0.0 and math.isfinite(det)):
+                continue            # a broken covariance fits nothing (the arrays' NaN fails the gate too)
+            d2 = (ex * (d * ex - b * ey) + ey * (a * ey - c * ex)) / det
             if abs(d2 - gate) <= 1e-6 * gate:
                 unsure.append(len(cands))
             cands.append([i, j, (a, b, c, d), (ex, ey), d2])

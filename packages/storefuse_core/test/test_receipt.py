@@ -339,6 +339,28 @@ def test_a_change_longer_than_one_hand_takes_may_be_two_shoppers(tiny, long):
         assert r.lines[0].confidence > 0.9 and book.receipt("s2").confidence > 0.9
 
 
+def test_a_doubtful_multi_unit_line_is_never_certain_and_can_still_be_amended_and_rebuilt(tiny, tmp_path):
+    # s1 stood 1.2 m off on average, s2 walked right past the plate: four units, each most likely s2's;
+    # neither line nor share may be exactly 0 or 1 (both are factors an amend divides out again)
+    ledger = Ledger(tmp_path / "l.sqlite")
+    book = ReceiptBook(tiny, ledger)
+    book.apply_gate(entry(1, "s1"))
+    book.apply_gate(entry(2, "s2"))
+    book.locate = lambda x, y, t0, t1: {"s1": _stood(1.2, 1.2), "s2": _stood(1.3, 0.0)}
+    ev = shelf(tiny, "e1", 5, "G1S1P2", -800.0)
+    book.apply_shelf(ev)
+    body = next(b for k, _, _, _, b in ledger.entries() if k == "event/e1")
+    assert body["qty"] == 4 and 0 < body["confidence"] < 0.02 and 0.9 < body["others"]["s2"] < 1.0
+    assert 0 < book.receipt("s2").confidence < 0.1
+    # the full window says s2 stood nearer: the line moves to s2
+    book.locate = lambda x, y, t0, t1: {"s1": _stood(1.3, 1.2), "s2": _stood(1.0, 0.0)}
+    book.recheck(ev, ev.start_ns + 2 * S)
+    r2 = book.receipt("s2")
+    assert lines(r2) == {"B": 4} and lines(book.receipt("s1")) == {}
+    rebuilt = ReceiptBook(tiny, Ledger(tmp_path / "l.sqlite"))
+    assert rebuilt.receipt("s2") == r2 and rebuilt.receipt("s1") == book.receipt("s1")
+
+
 def test_two_units_with_the_other_shopper_never_near_the_plate_stay_sure(tiny):
     book = ReceiptBook(tiny)
     book.apply_gate(entry(1, "s1"))

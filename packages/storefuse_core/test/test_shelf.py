@@ -239,3 +239,22 @@ def test_a_noisy_neighbour_does_not_hide_a_pick(minimart):
     assert [(e.kind, e.plate_ids) for e in events] == [(PICK, ["G1S2P1"])]
     assert events[0].candidates[0].sku == "MM-0005"
     assert ns(11.5) <= events[0].start_ns <= ns(12.1)
+
+
+def test_the_short_average_keeps_to_its_span_after_gaps_in_a_20_hz_stream(minimart):
+    # a dropped second of blocks: the rate looks like 60 Hz to a window of one sample, and one sample
+    # a time left the average longer after every gap (0.75 s after a minute); now it keeps to 0.25 s
+    det = ShelfDetector(minimart, BOARD)
+    plates = minimart.board_plates(BOARD)
+    rng = np.random.default_rng(1)
+    t, seq, spans = T0, 0, []
+    for second in range(30):
+        for _ in range(20):
+            t += 50_000_000
+            if second % 5 == 4:
+                continue
+            seq += 1
+            g = (2000 + rng.normal(0, SD, (1, len(plates)))).astype(np.float32)
+            det.process(PlateBlock(BOARD, seq, np.array([t], np.int64), g, np.zeros(len(plates), np.uint8)))
+        spans.append(len(det.avg_rows))
+    assert max(spans[2:]) == 1 + round(ShelfParams().average_s * 20)

@@ -239,3 +239,17 @@ def test_a_false_detection_at_the_gate_does_not_push_the_queue(tracker, minimart
     walk(tracker, (gate.x, gate.y + 0.3), (0.0, 0.8), 6, t0=T0 + 7 * STEP)
     named = [t.session_id for t in tracker.confirmed() if t.session_id]
     assert named == ["s-first"]
+
+
+def test_a_detection_with_a_broken_covariance_fits_no_track(tracker):
+    # a camera host that sends a singular or infinite covariance must not stop fusion: that detection
+    # is counted and dropped (no track of its own, nothing NaN), the shopper's track goes on
+    walk(tracker, (2.0, 1.5), (1.0, 0.0), 20)
+    (t,) = tracker.confirmed()
+    before = t.hits
+    at = T0 + 20 * STEP
+    for k, cov in enumerate([(1e20, 1e20, 0, 1e20, 1e20, 0, 0, 0, 1), (float("inf"), 0, 0, 0, 1, 0, 0, 0, 1)]):
+        tracker.on_detections(at + k * STEP, [Det(4.0 + 0.1 * k, 1.5, cov)])
+    assert t.hits == before and tracker.rejected == 2 and len(tracker.tracks) == 1
+    walk(tracker, (4.2, 1.5), (1.0, 0.0), 10, t0=at + 2 * STEP)
+    assert t in tracker.confirmed() and t.hits > before

@@ -110,11 +110,13 @@ class ReceiptNode(Node):
         for r in self.pipeline.step(self.now_ns()):
             self.publish(r)
         b, buf, views = self.pipeline.book.stats, self.pipeline.buffer, self.pipeline.book.views
-        level = WARN if buf.released_by_timeout or b.unattributed or b.unmatched_exits else OK
+        bad_detections = self.pipeline.tracker.rejected
+        level = WARN if buf.released_by_timeout or b.unattributed or b.unmatched_exits or bad_detections else OK
         self.diag.set(level, "running", open_sessions=len(self.pipeline.book.open_sessions()),
                       buffered=len(buf), released_by_timeout=buf.released_by_timeout, late_items=buf.late_items,
                       shelf_events=b.events, duplicates=b.duplicates, unattributed=b.unattributed,
                       unmatched_exits=b.unmatched_exits, unexplained=b.unexplained, ledger_entries=self.ledger.count(),
+                      bad_detections=bad_detections,
                       **({"product_views": views.received, "bad_views": views.rejected} if views else {}))
 
     def publish(self, r) -> None:
