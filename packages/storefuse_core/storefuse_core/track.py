@@ -163,17 +163,20 @@ class ShopperTracker:
             # floor, in plain floats ((a, b), (c, d)) as association and update read it
             rows = np.array([(d.x, d.y, *d.cov) for d in detections], dtype=float).reshape(len(detections), 11)
             floor = self.p.meas_floor_sd ** 2       # (a zero covariance is fine: the floor is added)
-            sxx, syy = rows[:, 2] + floor, rows[:, 6] + floor
-            ok = np.isfinite(rows).all(axis=1) & (sxx > 0) & (sxx * syy - rows[:, 3] * rows[:, 5] > 0)
-            if not ok.all():        # a broken camera host's detection says nowhere: counted, never a track
-                self.rejected += int((~ok).sum())
-                detections = [d for d, good in zip(detections, ok.tolist()) if good]
-                rows = rows[ok]
+            R, ok = [], []
+            for row in rows.tolist():
+                _, _, sxx, sxy, _, syx, syy, *_ = row
+                rxx, ryy = sxx + floor, syy + floor
+                good = all(map(math.isfinite, row)) and rxx > 0 and rxx * ryy - sxy * syx > 0
+                ok.append(good)
+                if good:
+                    R.append(((rxx, sxy + 0.0), (syx + 0.0, ryy)))
+            if not all(ok):         # a broken camera host's detection says nowhere: counted, never a track
+                self.rejected += ok.count(False)
+                detections = [d for d, good in zip(detections, ok) if good]
+                rows = rows[np.array(ok)]
         if len(detections):
-            floor = self.p.meas_floor_sd ** 2
             z = rows[:, :2]
-            R = [((sxx + floor, sxy + 0.0), (syx + 0.0, syy + floor))
-                 for _, _, sxx, sxy, _, syx, syy, *_ in rows.tolist()]
             pairs = self._associate(z, R, detections)
             if pairs:
                 self._update_all(pairs, z, R, stamp_ns, detections)
