@@ -40,7 +40,7 @@ def analyse(gt: dict, result) -> dict:
     for a in gt["events"]:
         if a.get("staff"):
             continue
-        shelf = a["plates"][0].rsplit("P", 1)[0] if a["plates"] else ""
+        shelf = a["plates"][0].rsplit("P", 1)[0] if a["plates"] else ""     # a layout names plates <shelf>P<n>
         best = None
         for e in events:
             if e.event_id in used or e.shelf_id != shelf:

@@ -152,6 +152,17 @@ class Store:
     deal_zones: dict[str, DealZone] = field(default_factory=dict)
     carts: dict[str, Cart] = field(default_factory=dict)
     _by_loose_name: dict[str, str] = field(default_factory=dict)
+    _gondola_skus: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def gondola_skus(self, gondola_id: str) -> tuple[str, ...]:
+        """The products stocked anywhere on a gondola, sorted: what a put-back there may be, and what a
+        camera host tells a hand's item among."""
+        skus = self._gondola_skus.get(gondola_id)
+        if skus is None:
+            skus = self._gondola_skus[gondola_id] = tuple(sorted(
+                {sku for s in self.gondolas[gondola_id].shelf_ids for pid in self.shelves[s].plate_ids
+                 for sku in self.plate_products.get(pid, ())}))
+        return skus
 
     def board_plates(self, board_id: str) -> tuple[str, ...]:
         """Plate order of a scale board's frames and PlateWeights arrays: shelf by shelf."""

@@ -20,7 +20,7 @@ from storefuse_core.layout import Store
 from storefuse_core.ledger import Ledger
 from storefuse_core.plate_watch import PlateWatch, PlateWatchParams
 from storefuse_core.product_views import ViewBook
-from storefuse_core.receipt import HAND_OVER_AFTER_NS, LONG_CHANGE_NS, WINDOW_AFTER_NS, ReceiptBook
+from storefuse_core.receipt import HAND_OVER_AFTER_NS, WINDOW_AFTER_NS, ReceiptBook, long_change
 from storefuse_core.reorder import ReorderBuffer
 from storefuse_core.track import ShopperTracker
 
@@ -223,9 +223,8 @@ class FusionPipeline:
             if r is not None:
                 out.append(r)
             if isinstance(item, ShelfEvent) and self.book.billed_line(item.event_id) is not None:
-                at = item.start_ns + WINDOW_AFTER_NS
-                if item.stamp_ns - item.start_ns > LONG_CHANGE_NS:
-                    at = item.stamp_ns         # several hands may be in it: decided on the whole change
+                # several hands may be in a long change: it is decided on the whole change
+                at = item.stamp_ns if long_change(item) else item.start_ns + WINDOW_AFTER_NS
                 self.buffer.push((at, 1, item.event_id, "recheck"), _Recheck(item, at), self._now_ns)
             if isinstance(item, ShelfEvent) and self.carts is not None and self.carts.active:
                 a = self.book.last_attribution

@@ -41,9 +41,7 @@ def candidates(store: Store, shelf_id: str, plate_deltas: dict[str, float], delt
     skus = {sku for pid in order for sku in store.plate_products.get(pid, ())}
     skus |= {sku for v in strays.values() for sku in v}
     if delta > 0:       # a put-back may be anything from the gondola, put onto the wrong shelf
-        gondola = store.gondolas[shelf.gondola_id]
-        skus |= {sku for s in gondola.shelf_ids for pid in store.shelves[s].plate_ids
-                 for sku in store.plate_products.get(pid, ())}
+        skus |= set(store.gondola_skus(shelf.gondola_id))
     skus = sorted(skus)
     total_abs = sum(abs(v) for v in plate_deltas.values()) or 1.0
     per_plate_sd = plate_sd or {pid: noise_sd / math.sqrt(max(1, len(order))) for pid in order}

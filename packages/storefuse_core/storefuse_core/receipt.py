@@ -48,6 +48,11 @@ LONG_CHANGE_NS = 2_400_000_000      # start to settled longer than one hand's pi
                                     # actions of two shoppers were longer): several hands may be in it
 
 
+def long_change(ev: ShelfEvent) -> bool:
+    """Longer from start to settled than one hand's pick or put-back takes: several hands may be in it."""
+    return ev.stamp_ns - ev.start_ns > LONG_CHANGE_NS
+
+
 def plate_front(store: Store, plate_ids) -> tuple[float, float]:
     """Where on the floor a shopper stands to reach these plates (one gondola's)."""
     xs = [store.plates[p].x for p in plate_ids]
@@ -243,8 +248,7 @@ class ReceiptBook:
         if ev.kind != PICK or not ev.plate_ids:
             return ev.candidates
         listed = {c.sku for c in ev.candidates}
-        gondola = {sku for sh in self.store.gondolas[ev.gondola_id].shelf_ids
-                   for pid in self.store.shelves[sh].plate_ids for sku in self.store.plate_products.get(pid, ())}
+        gondola = self.store.gondola_skus(ev.gondola_id)
         named = {sku for v in seen for sku, p in v.probabilities
                  if p >= UNLISTED_VIEW_MIN and sku in gondola and sku not in listed}
         if not named:
@@ -320,8 +324,8 @@ class ReceiptBook:
         if choice is None:
             return []               # staff or nothing to put back: the first answer stands
         cand, prob = choice
-        if ev.kind == PICK and len(inside) >= 2:
-            attribution, others = self._every_unit(attribution, others, cand.qty, payer.session_id, ev)
+        # (a put-back kept its payer: no attribution was made, so nothing to share out)
+        attribution, others = self._every_unit(attribution, others, cand.qty, payer.session_id, ev)
         extra = {"views": evidence(seen), "seen_candidates": [[c.sku, c.qty, round(c.probability, 6)]
                                                              for c in ev.candidates]} if seen else {}
         return self._amend(key, stamp_ns, old_sid, old_body, payer.session_id, cand.sku,
@@ -578,7 +582,7 @@ class ReceiptBook:
         stood there briefly), over the whole change when it was long. Uses the attribution just made
         (last_attribution)."""
         a = self.last_attribution
-        long = ev is not None and ev.stamp_ns - ev.start_ns > LONG_CHANGE_NS
+        long = ev is not None and long_change(ev)
         if (qty < 2 and not long) or a is None or not a.where or len(a.shares) < 2:
             return attribution, others
         where = a.where

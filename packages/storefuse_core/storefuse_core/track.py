@@ -324,14 +324,7 @@ class ShopperTracker:
         # np.clip(x, 0, None) without clip's Python wrapper)
         C = np.maximum(np.array(descs, dtype=np.float64), 0.0)
         bc = np.sqrt(C[0::2] * C[1::2]).sum(axis=1)
-        has = C.any(axis=1)
-        if len(rows) > _FEW_PAIRS:      # the same formula as below, on arrays
-            d = np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, bc)))
-            d[~(has[0::2] & has[1::2])] = np.nan
-            for k, v in zip(rows, d.tolist()):
-                out[k] = v
-            return out
-        has = has.tolist()
+        has = C.any(axis=1).tolist()
         for k, v, has_a, has_b in zip(rows, bc.tolist(), has[0::2], has[1::2]):
             if has_a and has_b:
                 out[k] = v if math.isnan(v) else math.sqrt(max(0.0, 1.0 - min(1.0, v)))

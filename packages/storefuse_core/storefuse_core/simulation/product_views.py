@@ -36,7 +36,6 @@ class ProductViewSim:
         self.dropouts = [(f["camera"], f.get("at_s", 0.0), f.get("at_s", 0.0) + f.get("for_s", 1e9))
                          for f in sc.faults if f["kind"] == "camera_dropout"]
         self.rng = np.random.default_rng([sc.seed, 0x5F1E])     # its own stream: the world's stays as it was
-        self._gondola_skus: dict[str, list[str]] = {}
         self._held = sorted(sku for sku, p in world.store.products.items() if p.plates)    # all a hand can hold
         self.pending = sorted(self._sightings(), key=lambda s: (s[0], s[1]))
 
@@ -58,7 +57,8 @@ class ProductViewSim:
     def _views(self, ev: dict, t_ns: int) -> list[tuple[int, str, ProductView]]:
         plate = self.store.plates[ev["plates"][0]]
         x, y, z = self.world._reach_point(plate.id)
-        return self._seen(ev["sku"], t_ns, x, y, z, plate.gondola_id, plate.shelf_id, self._skus(plate.gondola_id))
+        skus = list(self.store.gondola_skus(plate.gondola_id))      # what the camera host classifies among
+        return self._seen(ev["sku"], t_ns, x, y, z, plate.gondola_id, plate.shelf_id, skus)
 
     def _hand_over_views(self, ev: dict, t_ns: int) -> list[tuple[int, str, ProductView]]:
         t_s = (t_ns - T0_NS) / 1e9
@@ -94,14 +94,6 @@ class ProductViewSim:
                                                round(float(pixels), 2),
                                                tuple((k, round(float(p), 6)) for k, p in top))))
         return out
-
-    def _skus(self, gondola_id: str) -> list[str]:
-        """What the camera host classifies among: the products stocked on the gondola at hand."""
-        if gondola_id not in self._gondola_skus:
-            g = self.store.gondolas[gondola_id]
-            self._gondola_skus[gondola_id] = sorted({sku for s in g.shelf_ids for pid in self.store.shelves[s].plate_ids
-                                                     for sku in self.store.plate_products.get(pid, ())})
-        return self._gondola_skus[gondola_id]
 
     def outputs_until(self, t_end_ns: int) -> list[tuple[int, str, list[ProductView]]]:
         """(stamp, camera, views) per camera frame with views, up to t_end_ns, in stamp order."""
