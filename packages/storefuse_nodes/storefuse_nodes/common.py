@@ -1,9 +1,10 @@
 """What every storefuse node shares: QoS, diagnostics, a clean main loop."""
 from __future__ import annotations
 
+import time
+
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -54,15 +55,24 @@ class Diagnostics:
 
 
 # How a spinning process learns it was stopped (SIGINT, SIGTERM): as an interrupt, as the executor's
-# shutdown exception, or as an RCLError when rclpy's deferred signal handler shut the context down
-# while the executor was building its wait set (a known rclpy race, ros2/rclpy#398). The first two are
-# always a clean stop (the deferred handler may not have shut the context down yet); an RCLError only
-# once the context is no longer ok (otherwise it is a real error).
-STOPPED = (KeyboardInterrupt, ExternalShutdownException, RCLError)
+# shutdown exception, or as an error out of rclpy while its deferred signal handler shuts the context
+# down under the executor. Two such races are known: an RCLError while the wait set is built
+# (ros2/rclpy#398), and a RuntimeError "Unable to convert call argument '0'" from a subscription's
+# take_message (seen in CI on store_sim; also ros/joint_state_publisher#117). The first two are always a
+# clean stop; a RuntimeError (RCLError is one) only if the context is shut down, now or within
+# `settle_s` (the handler's thread may not have finished): otherwise it is a real error.
+STOPPED = (KeyboardInterrupt, ExternalShutdownException, RuntimeError)
 
 
-def clean_stop(exc: BaseException) -> bool:
-    return not isinstance(exc, RCLError) or not rclpy.ok()
+def clean_stop(exc: BaseException, context=None, settle_s: float = 1.0) -> bool:
+    if not isinstance(exc, RuntimeError):
+        return True
+    deadline = time.monotonic() + settle_s
+    while rclpy.ok(context=context):       # the C signal handler runs no Python callback to await
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def run(node_cls, args=None) -> None:
