@@ -96,16 +96,22 @@ def product_views_to_msg(f: MsgFactory, camera_id: str, t_ns: int, views: list[P
     items = [f(P + "ProductView", gondola_id=v.gondola_id, shelf_id=v.shelf_id,
                position=f("geometry_msgs/msg/Point", x=float(v.x), y=float(v.y), z=float(v.z)),
                pixels=float(v.pixels),
+               body=f("geometry_msgs/msg/Point", x=float(v.body_x), y=float(v.body_y), z=0.0),
                candidates=[f(P + "ProductCandidate", sku=sku, name=names.get(sku, ""), qty=0, unit_grams=0.0,
                              probability=float(p)) for sku, p in v.probabilities]) for v in views]
     return f(P + "ProductViews", header=header(f, t_ns, "map"), camera_id=camera_id, views=items)
 
 
 def product_views_from_msg(m) -> list[ProductView]:
+    """Views of a bag recorded before ProductView had `body` (read with the bag's own definition)
+    come out unlinked."""
     t = stamp_ns(m.header.stamp)
+    nan = float("nan")
     return [ProductView(t, m.camera_id, v.gondola_id, v.shelf_id, float(v.position.x), float(v.position.y),
                         float(v.position.z), float(v.pixels),
-                        tuple((c.sku, float(c.probability)) for c in v.candidates)) for v in m.views]
+                        tuple((c.sku, float(c.probability)) for c in v.candidates),
+                        *((float(v.body.x), float(v.body.y)) if hasattr(v, "body") else (nan, nan)))
+            for v in m.views]
 
 
 # ---- GateEvent ---------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ class ShelfEvent:
 @dataclass(frozen=True)
 class ProductView:
     """An item a camera saw in a shopper's hand at a shelf, with its classifier's answer (the
-    ProductViews message): evidence of *what* was taken or put back, never of who."""
+    ProductViews message): evidence of *what* was taken or put back, and, where the camera host's
+    pose estimate linked the hand to a body, of *who*: the floor point of the person whose arm it
+    is (NaN when it could not)."""
     stamp_ns: int
     camera_id: str
     gondola_id: str
@@ -64,6 +66,12 @@ class ProductView:
     z: float
     pixels: float
     probabilities: tuple[tuple[str, float], ...]     # (sku, probability), most likely first
+    body_x: float = float("nan")
+    body_y: float = float("nan")
+
+    @property
+    def linked(self) -> bool:
+        return self.body_x == self.body_x and self.body_y == self.body_y       # not NaN
 
 
 @dataclass

@@ -67,11 +67,11 @@ def _watch(pipeline: FusionPipeline) -> dict[str, Blame]:
     blames: dict[str, Blame] = {}
     apply_shelf, recheck = book.apply_shelf, book.recheck
 
-    def blame(ev: ShelfEvent) -> Blame | None:
+    def blame(ev: ShelfEvent, arms: bool = False) -> Blame | None:
         inside = book._inside_at(ev.start_ns)
         if not inside:
             return None
-        a = book.attribution(inside, ev)
+        a = book.attribution(inside, ev, arms)
         return Blame([s.session_id for s in inside], [(s.session_id, s.entry_ns) for s in a.pool],
                      a.holders, a.weights, dict(a.where), a.payer.session_id, a.shares)
 
@@ -83,7 +83,7 @@ def _watch(pipeline: FusionPipeline) -> dict[str, Blame]:
         return apply_shelf(ev)
 
     def rechecked(ev: ShelfEvent, stamp_ns: int):
-        b = blame(ev)          # the answer once the cameras have seen the window after the start ...
+        b = blame(ev, arms=True)    # the answer once the cameras have seen the window after the start ...
         out = recheck(ev, stamp_ns)
         if out and b is not None and ev.kind == PICK:
             blames[ev.event_id] = b         # ... is the line's when it amended it (a `window/` row); a
@@ -223,8 +223,9 @@ def _name(ev: Evidence, sku: str) -> str:
 def _views(ev: Evidence, rows: list) -> list[dict]:
     """Product views as a ledger row keeps them (product_views.evidence), for a reader."""
     return [{"camera_id": cam, "stamp_ns": t, "at": clock(t), "pixels": px,
-             "top": [{"sku": sku, "name": _name(ev, sku), "probability": p} for sku, p in top]}
-            for cam, t, px, top in rows]
+             "top": [{"sku": sku, "name": _name(ev, sku), "probability": p} for sku, p in top],
+             "body": body[0] if body else None}       # the arm's body, where the camera linked it
+            for cam, t, px, top, *body in rows]
 
 
 def _event(ev: Evidence, sev: ShelfEvent, rows: dict) -> dict:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from storefuse_core.events import Candidate, ProductView, ShelfEvent
+from storefuse_core.events import PICK, Candidate, ProductView, ShelfEvent
 from storefuse_core.layout import Store
 
 BEFORE_NS = 500_000_000         # an item about to be put back is seen in the hand before it lands
+PICK_BEFORE_NS = 250_000_000    # a taken item is in the hand only once it left: the change is dated from
+                                # the detector's short average (0.25 s); earlier views are another hand's
 AFTER_NS = 1_200_000_000        # a taken item is seen once the hand is out of the shelf (the recheck
                                 # comes 0.3 s later: a view on its way still arrives in time)
 MATCH_M = 0.6                   # the hand is at most this far from the changed plates' centre
@@ -75,15 +77,18 @@ class ViewBook:
             self.views = [v for v in self.views if v.stamp_ns > now_ns - KEEP_NS]
 
     def for_event(self, ev: ShelfEvent) -> list[ProductView]:
-        """The views of this change's item: on its gondola, near its plates, in its window."""
+        """The views of this change's item: on its gondola and shelf (a hand at the shelf above is
+        another's), near its plates, in its window."""
         plates = [self.store.plates[p] for p in ev.plate_ids if p in self.store.plates]
         if not plates:
             return []
         cx = sum(p.x for p in plates) / len(plates)
         cy = sum(p.y for p in plates) / len(plates)
         near = []
+        before = PICK_BEFORE_NS if ev.kind == PICK else BEFORE_NS
         for v in self.views:
-            if v.gondola_id != ev.gondola_id or not (ev.start_ns - BEFORE_NS <= v.stamp_ns <= ev.start_ns + AFTER_NS):
+            if v.gondola_id != ev.gondola_id or (v.shelf_id and ev.shelf_id and v.shelf_id != ev.shelf_id) \
+                    or not (ev.start_ns - before <= v.stamp_ns <= ev.start_ns + AFTER_NS):
                 continue
             d = math.hypot(v.x - cx, v.y - cy)
             if d <= MATCH_M:
@@ -132,6 +137,7 @@ def fuse(candidates: list[Candidate], views: list[ProductView]) -> list[Candidat
 
 
 def evidence(views: list[ProductView], top: int = 3) -> list[list]:
-    """The views as a ledger row keeps them: camera, stamp, pixels, the classifier's top answers."""
+    """The views as a ledger row keeps them: camera, stamp, pixels, the classifier's top answers, and
+    the floor point of the body the hand was linked to, if any."""
     return [[v.camera_id, v.stamp_ns, v.pixels, [[sku, round(p, 4)] for sku, p in v.probabilities[:top]]]
-            for v in views]
+            + ([[round(v.body_x, 3), round(v.body_y, 3)]] if v.linked else []) for v in views]

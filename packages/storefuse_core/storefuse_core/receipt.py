@@ -43,6 +43,14 @@ MAX_SHARE = 0.99          # ... and none is certain (a share is a factor that mu
 # picks, puts and exit scans back until the cameras are past the window's end (pipeline.py).
 WINDOW_BEFORE_NS = 0
 WINDOW_AFTER_NS = 1_500_000_000
+# Whose arm held the item a camera saw (ProductView.body_x/y, the camera host's pose estimate): the
+# body point against each session's track around the view's moment.
+LINK_SD_M = 0.25          # a body point around the tracked floor point (pose estimate and track, together)
+MISLINK = 0.1             # that the pose estimate gave the hand to another body near the arm
+LINK_NOBODY = 0.02        # ... or to a body that is none of these sessions' (staff, someone unnamed)
+LINK_UNSEEN = 0.1         # a session with no track at that moment could stand anywhere
+LINK_WINDOW_NS = 300_000_000     # the track's points this close in time to the view ...
+LINK_RECENT_NS = 1_500_000_000   # ... or, lost in a crowd, its last point this recent
 LONG_CHANGE_NS = 2_400_000_000      # start to settled longer than one hand's pick or put-back takes (580
                                     # single actions on harsh and day bags: <= 2.33 s; 10 of 14 merged
                                     # actions of two shoppers were longer): several hands may be in it
@@ -313,7 +321,7 @@ class ReceiptBook:
             ev = replace(ev, candidates=fuse(self._unlisted(ev, seen), seen))
         inside = self._inside_at(ev.start_ns)
         if ev.kind == PICK and len(inside) >= 2:
-            payer, attribution, others = self._attribute(inside, ev)
+            payer, attribution, others = self._attribute(inside, ev, arms=True)
         elif seen and old_sid in self.sessions:     # a put-back goes to whoever holds the item, decided
             payer = self.sessions[old_sid]          # when it was billed: only the product is in question
             attribution, others = old_body.get("attribution", 1.0), old_body.get("others") or {}
@@ -532,16 +540,17 @@ class ReceiptBook:
         shoppers = [s for s in open_ if not s.staff]
         return shoppers[0] if len(shoppers) == 1 else None
 
-    def _attribute(self, inside: list[_Session], ev: ShelfEvent) -> tuple[_Session, float, dict[str, float]]:
+    def _attribute(self, inside: list[_Session], ev: ShelfEvent,
+                   arms: bool = False) -> tuple[_Session, float, dict[str, float]]:
         """The payer, its probability, and the others' shares worth a ledger entry: a receipt is only
         as sure as the events it might have had and was not given."""
-        a = self.attribution(inside, ev)
+        a = self.attribution(inside, ev, arms)
         self.last_attribution = a
         others = {k: round(p, 6) for k, p in sorted(a.shares.items())
                   if k != a.payer.session_id and p >= OTHERS_MIN}
         return a.payer, a.shares[a.payer.session_id], others
 
-    def attribution(self, inside: list[_Session], ev: ShelfEvent) -> Attribution:
+    def attribution(self, inside: list[_Session], ev: ShelfEvent, arms: bool = False) -> Attribution:
         """Who made a shelf change (no ledger write; `storefuse explain` shows the same answer).
 
         A put-back goes to whoever holds one of the candidates; among several shoppers, each gets
@@ -549,7 +558,8 @@ class ReceiptBook:
         track standing there, one far away, one not seen at all), times, for a put-back, how likely
         the items each one holds are to be the one put back; the payer is the heaviest, and
         its share of the weight is the attribution probability. Without any camera evidence the
-        latest arrival pays, at 1/n."""
+        latest arrival pays, at 1/n. `arms` (the recheck, once every view of the window is in, live
+        and replayed alike): whose arm the cameras saw holding the item weighs in too."""
         pool, holders = inside, False
         if ev.kind != PICK:
             held = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
@@ -562,6 +572,10 @@ class ReceiptBook:
             # (a look-alike's holder nearby must not take the put-back of a plate's own product)
             weights = {h.session_id: weights[h.session_id] * sum(c.probability for c in ev.candidates if _holds(h, c))
                        for h in pool}
+        if weights is not None and arms:
+            links = self._links(pool, ev)
+            if links is not None:       # whose arm the cameras saw holding the item
+                weights = {k: w * links[k] for k, w in weights.items()}
         if weights is None:
             payer = max(pool, key=lambda s: (s.entry_ns, s.session_id))
             raw = {s.session_id: 1.0 for s in pool}
@@ -570,6 +584,35 @@ class ReceiptBook:
             raw = weights
         total = sum(raw.values())
         return Attribution(pool, holders, weights, where, payer, {k: w / total for k, w in raw.items()})
+
+    def _links(self, pool: list[_Session], ev: ShelfEvent) -> dict[str, float] | None:
+        """Per session, the tempered likelihood of the body points the cameras linked this change's
+        hand to (None: no linked view). A point on a session's track says it was their arm, unless the
+        estimate gave the hand to a neighbour (MISLINK) or to someone outside the pool (LINK_NOBODY):
+        one camera can never make it certain."""
+        if self.views is None or self.locate is None or len(pool) < 2:
+            return None
+        linked = [v for v in self.views.for_event(ev) if v.linked]
+        if not linked:
+            return None
+        ids = [s.session_id for s in pool]
+        out = dict.fromkeys(ids, 1.0)
+        for v in linked:
+            where = self.locate(v.body_x, v.body_y, v.stamp_ns - LINK_WINDOW_NS, v.stamp_ns + LINK_WINDOW_NS)
+            g = {}
+            for k in ids:
+                w = where.get(k)
+                if w is not None and w.mean is None and w.last_ns is not None and \
+                        v.stamp_ns - w.last_ns <= LINK_RECENT_NS:      # lost in the crowd a moment ago
+                    d = w.last_d
+                else:
+                    d = None if w is None else w.mean
+                g[k] = LINK_UNSEEN if d is None else math.exp(-0.5 * (d / LINK_SD_M) ** 2)
+            total = sum(g.values())
+            for k in ids:
+                like = (1 - MISLINK) * g[k] + MISLINK * (total - g[k]) / (len(ids) - 1) + LINK_NOBODY
+                out[k] *= like ** TEMPER
+        return out
 
     def _every_unit(self, attribution: float, others: dict, qty: int, payer: str,
                     ev: ShelfEvent | None = None) -> tuple[float, dict]:

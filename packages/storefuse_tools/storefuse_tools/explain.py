@@ -47,7 +47,8 @@ def _event_lines(e: dict) -> list[str]:
     out.append("    product (scale): " + (" | ".join(cands) or "no candidate"))
     for v in e.get("views", []):       # the look-alike tie-breaker (storefuse_core/product_views.py)
         top = " | ".join(f"{t['probability']:.3f} {escape(t['name'])}" for t in v["top"])
-        out.append(f"    seen in the hand by {v['camera_id']} at {v['at']} ({v['pixels']:.0f} px): {top}")
+        arm = f", the arm of the person at ({v['body'][0]:.2f}, {v['body'][1]:.2f})" if v.get("body") else ""
+        out.append(f"    seen in the hand by {v['camera_id']} at {v['at']} ({v['pixels']:.0f} px{arm}): {top}")
     if e.get("seen_candidates"):
         seen = " | ".join(f"{c['probability']:.3f} {c['qty']}x {escape(c['name'])}" for c in e["seen_candidates"][:3])
         out.append(f"    product (scale x camera): {seen}")

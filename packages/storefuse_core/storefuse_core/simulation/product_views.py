@@ -8,8 +8,16 @@ blur, noise, JPEG) and classifies the crop among the products of that gondola
 are not seen well enough by a camera to classify (the shopper's own body between camera and hand):
 the sensors' `product_view_rate` is the share that is, per camera. An item handed from one shopper to another is seen
 between them, away from any shelf: the camera host then classifies among every product of the store.
+
+The camera host's pose estimate also links the hand at a shelf to a body: the reported floor point is
+the reaching shopper's, with the error of a skeleton's hip point, unless the arm passes close to
+another body in the image (a crowded shelf), which may then take the hand; some hands link to no body
+at all (the arm hidden), and a body outside the image is never reported.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,6 +29,11 @@ TOP_K = 8                   # the classifier's answer as sent: its most likely p
 MIN_PIXELS = 6.0            # smaller than this, nothing is classified
 HAND_OVER_SEEN_S = 0.7      # before the hand-over ends (the pair stand together for 1.5 s)
 HAND_HEIGHT_M = 1.1
+LINK_RATE = 0.85            # hands at a shelf a pose estimate links to some body
+BODY_SD_M = 0.1             # a linked body's floor point around where the person stands
+MISLINK_MAX = 0.15          # that a body standing right on the reaching arm takes the hand ...
+MISLINK_M = 0.3             # ... falling off with its distance from the arm (a Gaussian of this sd)
+BODY_HEIGHT_M = 1.0         # the point of a body that must be in the image for a link
 
 
 class ProductViewSim:
@@ -36,6 +49,7 @@ class ProductViewSim:
         self.dropouts = [(f["camera"], f.get("at_s", 0.0), f.get("at_s", 0.0) + f.get("for_s", 1e9))
                          for f in sc.faults if f["kind"] == "camera_dropout"]
         self.rng = np.random.default_rng([sc.seed, 0x5F1E])     # its own stream: the world's stays as it was
+        self.link_rng = np.random.default_rng([sc.seed, 0xB0D1])     # ... and the pose links theirs
         self._held = sorted(sku for sku, p in world.store.products.items() if p.plates)    # all a hand can hold
         self.pending = sorted(self._sightings(), key=lambda s: (s[0], s[1]))
 
@@ -58,7 +72,37 @@ class ProductViewSim:
         plate = self.store.plates[ev["plates"][0]]
         x, y, z = self.world._reach_point(plate.id)
         skus = list(self.store.gondola_skus(plate.gondola_id))      # what the camera host classifies among
-        return self._seen(ev["sku"], t_ns, x, y, z, plate.gondola_id, plate.shelf_id, skus)
+        seen = self._seen(ev["sku"], t_ns, x, y, z, plate.gondola_id, plate.shelf_id, skus)
+        people = {p.id: (p.x, p.y) for p in self.world.people_at((t_ns - T0_NS) / 1e9)}
+        if ev["shopper"] not in people:
+            return seen
+        out = []
+        for t, cid, view in seen:
+            bx, by = self._link(self.cameras[cid], ev["shopper"], people, (x, y))
+            out.append((t, cid, replace(view, body_x=bx, body_y=by)))
+        return out
+
+    def _link(self, cam, reacher: str, people: dict, hand: tuple[float, float]) -> tuple[float, float]:
+        """The floor point this camera's pose estimate gives the body of the hand (NaN: none)."""
+        rng = self.link_rng
+        u, pick = rng.random(), rng.random()
+        noise = rng.normal(0.0, BODY_SD_M, 2)
+        if u >= LINK_RATE:
+            return NAN, NAN
+        ax, ay = people[reacher]
+        odds = [(MISLINK_MAX * math.exp(-0.5 * (_to_segment(px, py, ax, ay, *hand) / MISLINK_M) ** 2), sid)
+                for sid, (px, py) in sorted(people.items()) if sid != reacher]
+        who, acc = reacher, 0.0
+        for p, sid in odds:
+            acc += p
+            if pick < acc:
+                who = sid
+                break
+        bx, by = people[who]
+        uv, depth = cam.project(np.array([[bx, by, BODY_HEIGHT_M]]))
+        if depth[0] <= 0 or not cam.in_image(uv)[0]:
+            return NAN, NAN
+        return round(float(bx + noise[0]), 3), round(float(by + noise[1]), 3)
 
     def _hand_over_views(self, ev: dict, t_ns: int) -> list[tuple[int, str, ProductView]]:
         t_s = (t_ns - T0_NS) / 1e9
@@ -102,3 +146,13 @@ class ProductViewSim:
             t_ns, cid, view = self.pending.pop(0)
             out.setdefault((t_ns, cid), []).append(view)
         return [(t, c, v) for (t, c), v in sorted(out.items())]
+
+
+NAN = float("nan")
+
+
+def _to_segment(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
+    """Distance on the floor from (px, py) to the arm from the body (ax, ay) to the hand (bx, by)."""
+    dx, dy = bx - ax, by - ay
+    f = 0.0 if dx == dy == 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy)))
+    return math.hypot(px - ax - f * dx, py - ay - f * dy)
