@@ -108,6 +108,17 @@ def test_the_views_amend_survives_a_restart(tiny, tmp_path):
     assert again.receipt("s1").lines == final.lines
 
 
+def test_a_view_with_half_a_body_point_or_an_infinite_one_is_refused(tiny):
+    book = ViewBook(tiny)
+    v = view(tiny, 5.0, "G1S2P1", [("C", 0.9)])
+    for bx, by in ((1.0, math.nan), (math.inf, 1.0)):
+        with pytest.raises(BadView, match="linked body's floor point"):
+            book.add(ProductView(*[getattr(v, f) for f in ("stamp_ns", "camera_id", "gondola_id", "shelf_id", "x",
+                                                           "y", "z", "pixels", "probabilities")], bx, by))
+    book.add(v)
+    assert (book.received, book.rejected, len(book.views)) == (3, 2, 1)
+
+
 @pytest.mark.parametrize("probs, gondola, why", [
     ([("C", math.nan)], "G1", "not in [0, 1]"),
     ([("C", 1.5)], "G1", "not in [0, 1]"),
