@@ -57,11 +57,12 @@ class FusionPipeline:
     def __init__(self, store: Store, ledger: Ledger | None = None, max_wait_s: float = 3.0,
                  review_threshold: float = 0.9, sources: list[str] | None = None,
                  plate_watch: PlateWatchParams | None = None,
-                 cart_evidence: bool | CartShopperParams = True, product_views: bool = True):
+                 cart_evidence: bool | CartShopperParams = True, product_views: bool = True,
+                 hold_s: float = 8.0):
         self.store = store
         self.book = ReceiptBook(store, ledger, review_threshold)
         self.buffer = ReorderBuffer(sources if sources is not None else sources_for(store),
-                                    int(max_wait_s * 1e9))
+                                    int(max_wait_s * 1e9), int(hold_s * 1e9))
         self.received: dict[str, int] = {}
         self.pending: dict[str, tuple[int, int]] = {}
         self.tracker = ShopperTracker(store)
@@ -95,7 +96,7 @@ class FusionPipeline:
     def push_detections(self, camera_id: str, stamp_ns: int, detections, now_ns: int = 0) -> None:
         """A camera frame's detections (objects with x, y, cov, score); frames come in stamp order."""
         self.buffer.push((stamp_ns, 2, camera_id), _Frame(camera_id, stamp_ns, list(detections)), now_ns)
-        self.buffer.advance(camera_id, stamp_ns)
+        self.buffer.advance(camera_id, stamp_ns, now_ns or None)
 
     @property
     def views_on(self) -> bool:
@@ -121,9 +122,10 @@ class FusionPipeline:
     def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
         """Apply a source's watermark once all the items it published before it have arrived."""
         if items_published is None or self.received.get(source, 0) >= items_published:
-            self.buffer.advance(source, watermark_ns)
+            self.buffer.advance(source, watermark_ns, self._now_ns or None)
         else:
             self.pending[source] = (watermark_ns, items_published)
+            self.buffer.advance(source, -1, self._now_ns or None)      # alive, with items on their way
 
     def _received(self, source: str) -> None:
         self.received[source] = self.received.get(source, 0) + 1

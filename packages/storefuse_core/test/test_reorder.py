@@ -51,6 +51,34 @@ def test_silent_source_holds_items_for_at_most_max_wait():
     assert buf.released_by_timeout == 2
 
 
+def test_a_source_that_reports_but_holds_keeps_items_until_its_change_settles():
+    # a shelf mid-change keeps its watermark at the change's start and keeps saying so: the cameras'
+    # frames after the start wait for the change (a replay sorts it before them), up to hold_ns
+    buf = ReorderBuffer(["cam", "scale"], max_wait_ns=3000 * MS, hold_ns=8000 * MS)
+    buf.advance("cam", 10**12, now_ns=0)
+    buf.push((2000 * MS, 2, "cam"), "frame", now_ns=1000 * MS)
+    for t in range(1000, 5000, 100):                     # the scale reports every 0.1 s, held at 1.5 s
+        buf.advance("scale", 1500 * MS, now_ns=t * MS)
+        assert buf.pop_ready(now_ns=t * MS) == []
+    buf.push((1500 * MS, 1, "e1"), "change", now_ns=5000 * MS)     # settled after 3.5 s
+    buf.advance("scale", 4900 * MS, now_ns=5000 * MS)
+    assert buf.pop_ready(now_ns=5000 * MS) == ["change", "frame"]
+    assert buf.released_by_timeout == 0 and buf.late_items == 0
+
+
+def test_a_holding_source_releases_after_hold_ns_and_a_silent_one_after_max_wait():
+    buf = ReorderBuffer(["cam", "scale"], max_wait_ns=3000 * MS, hold_ns=8000 * MS)
+    buf.advance("cam", 10**12, now_ns=0)
+    buf.push((2000 * MS, 2, "cam"), "frame", now_ns=0)
+    for t in range(0, 8000, 100):
+        buf.advance("scale", 1500 * MS, now_ns=t * MS)
+        assert buf.pop_ready(now_ns=t * MS) == []
+    assert buf.pop_ready(now_ns=8000 * MS) == ["frame"] and buf.released_by_timeout == 1
+    buf.push((3000 * MS, 2, "cam"), "next", now_ns=8000 * MS)     # the scale falls silent at 7.9 s
+    assert buf.pop_ready(now_ns=10_899 * MS) == []
+    assert buf.pop_ready(now_ns=11_000 * MS) == ["next"]           # max_wait after its arrival
+
+
 def test_item_older_than_what_was_released_is_counted_late():
     buf = ReorderBuffer(["a"], max_wait_ns=1)
     buf.push((500,), "new", 0)

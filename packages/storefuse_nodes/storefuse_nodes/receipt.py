@@ -43,12 +43,13 @@ class ReceiptNode(Node):
         default_ledger = Path(os.environ.get("ROS_HOME", Path.home() / ".ros")) / "storefuse" / f"{store.name}.sqlite"
         ledger_path = self.declare_parameter("ledger", str(default_ledger)).value
         max_wait = self.declare_parameter("max_wait_s", 3.0).value
+        hold = self.declare_parameter("hold_s", 8.0).value
         threshold = self.declare_parameter("review_threshold", 0.9).value
         carts = self.declare_parameter("cart_evidence", True).value
         views = self.declare_parameter("product_views", True).value
         self.ledger = Ledger(ledger_path)
         self.pipeline = FusionPipeline(store, self.ledger, max_wait, threshold, cart_evidence=carts,
-                                       product_views=views)
+                                       product_views=views, hold_s=hold)
         reopened = self.pipeline.book.open_sessions()
         self.get_logger().info(f"ledger {ledger_path}: {self.ledger.count()} entries, "
                                f"{len(reopened)} open session(s) rebuilt")
