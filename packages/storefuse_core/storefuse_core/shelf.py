@@ -155,6 +155,7 @@ class ShelfDetector:
         units = [[store.products[k].grams for k in store.plate_products.get(p, ()) if k in store.products]
                  for p in self.plate_ids]
         self._lightest = np.array([min((g for g in u if g > 0), default=np.inf) for u in units])
+        self._stocked = [frozenset(store.plate_products.get(p, ())) for p in self.plate_ids]
 
     def watermark_ns(self) -> int:
         """No event this detector emits later can start before this stamp."""
@@ -371,6 +372,9 @@ class ShelfDetector:
         noise_sd = float(sum_sd * np.sqrt(2.0 / len(sums)) + 0.5)
         plate_sd = self.sd[s.idx] * np.sqrt(2.0 / len(sums))
         groups = self._plate_groups(deltas, plate_sd, len(sums))
+        by_product = self._plate_groups(deltas, plate_sd, len(sums), s.idx)
+        if len(by_product) > len(groups) and self._fits_better(s, deltas, noise_sd, plate_sd, by_product):
+            groups = by_product
         if len(groups) == 1:
             return self._event(s, t, s.start_ns, deltas, noise_sd, plate_sd, s.shelf_id)
         out = []
@@ -382,14 +386,21 @@ class ShelfDetector:
             out += self._event(s, t, start, part, g_sd, plate_sd, f"{s.shelf_id}-P{int(g[0]) + 1}")
         return sorted(out, key=lambda e: (e.start_ns, e.event_id))
 
-    def _plate_groups(self, deltas: np.ndarray, plate_sd: np.ndarray, n: int) -> list[np.ndarray]:
-        """Runs of neighbouring changed plates with untouched plates between them; a run too small
-        to be an event by itself stays with the largest one (one event, as before)."""
+    def _plate_groups(self, deltas: np.ndarray, plate_sd: np.ndarray, n: int,
+                      idx: np.ndarray | None = None) -> list[np.ndarray]:
+        """Runs of neighbouring changed plates with untouched plates between them (with `idx`, the
+        shelf's plates on the board: also where the planogram changes product between two changed
+        neighbours); a run too small to be an event by itself stays with the largest one (one event,
+        as before)."""
         p = self.params
         changed = np.flatnonzero(np.abs(deltas) >= np.maximum(p.plate_change_g, 4 * plate_sd))
         if len(changed) < 2:
             return [np.arange(len(deltas))]
-        runs = np.split(changed, np.flatnonzero(np.diff(changed) > 1) + 1)
+        cut = np.diff(changed) > 1
+        if idx is not None:
+            own = [self._stocked[int(idx[i])] for i in changed]
+            cut |= np.array([bool(a) and bool(b) and not (a & b) for a, b in zip(own, own[1:])], dtype=bool)
+        runs = np.split(changed, np.flatnonzero(cut) + 1)
         big = [r for r in runs if abs(deltas[r].sum()) >= max(p.min_delta_g, p.min_delta_sigma
                                                                * (np.sqrt(np.sum(np.square(plate_sd[r]))) + 0.5))]
         if len(big) < 2:
@@ -399,6 +410,28 @@ class ShelfDetector:
         if small:
             big[largest] = np.sort(np.concatenate([big[largest]] + small))
         return big
+
+    def _fits_better(self, s: _ShelfState, deltas: np.ndarray, noise_sd: float, plate_sd: np.ndarray,
+                     groups: list[np.ndarray]) -> bool:
+        """Two neighbouring products' plates changed at once: two hands (each its own product), or one
+        item resting across both? Split when each part is its own product's weight more likely than
+        the whole is one candidate's (a 512 g bottle across two plates stays one; a Sprite, a Dasani
+        and a Coke taken at once, 1.5 kg that fits nothing, are three)."""
+        p = self.params
+        plates = [self.plate_ids[i] for i in s.idx]
+        sds = {pid: float(sd) for pid, sd in zip(plates, plate_sd)}
+
+        def best(part: np.ndarray, sd: float) -> float:
+            d = {pid: float(v) for pid, v in zip(plates, part)}
+            found = candidates(self.store, s.shelf_id, d, float(part.sum()), sd, p.max_qty, plate_sd=sds)
+            return found[0].probability if found else 0.0
+
+        split = 1.0
+        for g in groups:
+            part = np.zeros_like(deltas)
+            part[g] = deltas[g]
+            split *= best(part, float(np.sqrt(np.sum(np.square(plate_sd[g]))) + 0.5))
+        return split > best(deltas, noise_sd)
 
     def _group_start(self, s: _ShelfState, rows, g: np.ndarray, before: np.ndarray, plate_sd: np.ndarray) -> int:
         """When a group of plates started to change: its sum leaves the old level for a few samples."""

@@ -225,6 +225,19 @@ def test_an_item_across_neighbouring_plates_stays_one_event(minimart):
     assert len(events) == 1 and events[0].plate_ids == ["G1S1P2", "G1S1P3"]
 
 
+def test_three_neighbouring_products_taken_at_once_are_three_events(minimart):
+    # three shoppers at the drinks shelf: one change of ~1.5 kg that fits no product, but each plate's
+    # part is its own product's unit: three events, each attributed on its own
+    grams = {sku: minimart.products[sku].grams for sku in ("MM-0001", "MM-0002", "MM-0003")}
+    stamps, trace = synth(minimart, 7, steps=[(2.5, "G1S1P1", -grams["MM-0001"]), (2.6, "G1S1P2", -grams["MM-0002"]),
+                                              (2.7, "G1S1P3", -grams["MM-0003"])])
+    events = detect(minimart, stamps, trace)
+    assert [(e.plate_ids, e.candidates[0].sku, e.candidates[0].qty) for e in events] == \
+        [(["G1S1P1"], "MM-0001", 1), (["G1S1P2"], "MM-0002", 1), (["G1S1P3"], "MM-0003", 1)]
+    assert all(e.candidates[0].probability > 0.9 for e in events)
+    assert len({e.event_id for e in events}) == 3
+
+
 def test_a_noisy_neighbour_does_not_hide_a_pick(minimart):
     # one load cell of the shelf is 25 g noisy (the heavy tail of real plates): a single sample's
     # shelf sum (6 sds: 150 g) cannot show an 88 g pick on its neighbour, the short average over
