@@ -27,12 +27,14 @@ class LiveResult:
     exited: dict = field(default_factory=dict)
     timed_out: bool = False
     restarts: list = field(default_factory=list)
+    diagnostics: dict = field(default_factory=dict)     # status name -> its latest key/values
 
 
 def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = True,
              domain_id: int | None = None, timeout_s: float | None = None, echo=None) -> LiveResult:
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from diagnostic_msgs.msg import DiagnosticArray
     from std_msgs.msg import String
 
     from storefuse_core import topics
@@ -74,6 +76,14 @@ def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = Tr
                              lambda m: finals.__setitem__(m.session_id, receipt_from_msg(m).as_json()), EVENTS_QOS)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     node.create_subscription(String, topics.SIM_STATUS, lambda m: status.update(json.loads(m.data)), latched)
+    diagnostics: dict[str, dict] = {}
+
+    def on_diagnostics(msg) -> None:
+        for st in msg.status:
+            level = st.level[0] if isinstance(st.level, (bytes, bytearray)) else int(st.level)    # a byte
+            diagnostics[st.name] = {kv.key: kv.value for kv in st.values} | {"_level": level}
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(node)
     runner = LaunchRunner(sink=sink)
@@ -111,6 +121,7 @@ def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = Tr
         rclpy.try_shutdown(context=context)
         log.close()
     result.sim_status = dict(status)
+    result.diagnostics = dict(diagnostics)
     if not result.ground_truth and gt_path.is_file():
         result.ground_truth = json.loads(gt_path.read_text())
     result.finals = sorted(finals.values(), key=lambda r: (r["final_stamp_ns"], r["session_id"]))
