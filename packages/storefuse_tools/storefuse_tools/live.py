@@ -33,8 +33,8 @@ class LiveResult:
 def run_live(scenario: Path, run_dir: Path, rate: float = 1.0, record: bool = True,
              domain_id: int | None = None, timeout_s: float | None = None, echo=None) -> LiveResult:
     import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
     from storefuse_core import topics
