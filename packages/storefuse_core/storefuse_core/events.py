@@ -4,6 +4,7 @@ Stamps are integer nanoseconds of sensor (or bag) time, so a replay reproduces t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,7 +72,7 @@ class ProductView:
 
     @property
     def linked(self) -> bool:
-        return self.body_x == self.body_x and self.body_y == self.body_y       # not NaN
+        return not (math.isnan(self.body_x) or math.isnan(self.body_y))
 
 
 @dataclass

@@ -67,11 +67,11 @@ def _watch(pipeline: FusionPipeline) -> dict[str, Blame]:
     blames: dict[str, Blame] = {}
     apply_shelf, recheck = book.apply_shelf, book.recheck
 
-    def blame(ev: ShelfEvent, arms: bool = False) -> Blame | None:
+    def blame(ev: ShelfEvent, seen=()) -> Blame | None:
         inside = book._inside_at(ev.start_ns)
         if not inside:
             return None
-        a = book.attribution(inside, ev, arms)
+        a = book.attribution(inside, ev, seen)
         return Blame([s.session_id for s in inside], [(s.session_id, s.entry_ns) for s in a.pool],
                      a.holders, a.weights, dict(a.where), a.payer.session_id, a.shares)
 
@@ -83,7 +83,8 @@ def _watch(pipeline: FusionPipeline) -> dict[str, Blame]:
         return apply_shelf(ev)
 
     def rechecked(ev: ShelfEvent, stamp_ns: int):
-        b = blame(ev, arms=True)    # the answer once the cameras have seen the window after the start ...
+        # the answer once the cameras have seen the window after the start (and the hand in it) ...
+        b = blame(ev, book.views.for_event(ev) if book.views is not None else ())
         out = recheck(ev, stamp_ns)
         if out and b is not None and ev.kind == PICK:
             blames[ev.event_id] = b         # ... is the line's when it amended it (a `window/` row); a

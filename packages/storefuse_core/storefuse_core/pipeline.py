@@ -121,11 +121,12 @@ class FusionPipeline:
 
     def advance(self, source: str, watermark_ns: int, items_published: int | None = None) -> None:
         """Apply a source's watermark once all the items it published before it have arrived."""
+        if self._now_ns:
+            self.buffer.heard_from(source, self._now_ns)       # alive, even with items still on their way
         if items_published is None or self.received.get(source, 0) >= items_published:
-            self.buffer.advance(source, watermark_ns, self._now_ns or None)
+            self.buffer.advance(source, watermark_ns)
         else:
             self.pending[source] = (watermark_ns, items_published)
-            self.buffer.advance(source, -1, self._now_ns or None)      # alive, with items on their way
 
     def _received(self, source: str) -> None:
         self.received[source] = self.received.get(source, 0) + 1

@@ -36,8 +36,8 @@ def check(view: ProductView, store: Store) -> None:
     """Raise BadView with the reason, for one clear message."""
     if view.stamp_ns <= 0 or not all(math.isfinite(v) for v in (view.x, view.y, view.z, view.pixels)):
         raise BadView(f"view from {view.camera_id!r}: stamp or position is not a finite number")
-    if (math.isnan(view.body_x) != math.isnan(view.body_y)) or \
-            (view.linked and not (math.isfinite(view.body_x) and math.isfinite(view.body_y))):
+    body = (view.body_x, view.body_y)
+    if not (all(map(math.isnan, body)) or all(map(math.isfinite, body))):
         raise BadView(f"view from {view.camera_id!r}: the linked body's floor point is not two finite numbers "
                       f"(both NaN: not linked)")
     if not view.probabilities:

@@ -19,6 +19,7 @@ from storefuse_core.events import (
     PUT,
     REVIEWED,
     GateEvent,
+    ProductView,
     Receipt,
     ReceiptLine,
     ShelfEvent,
@@ -321,7 +322,7 @@ class ReceiptBook:
             ev = replace(ev, candidates=fuse(self._unlisted(ev, seen), seen))
         inside = self._inside_at(ev.start_ns)
         if ev.kind == PICK and len(inside) >= 2:
-            payer, attribution, others = self._attribute(inside, ev, arms=True)
+            payer, attribution, others = self._attribute(inside, ev, seen)
         elif seen and old_sid in self.sessions:     # a put-back goes to whoever holds the item, decided
             payer = self.sessions[old_sid]          # when it was billed: only the product is in question
             attribution, others = old_body.get("attribution", 1.0), old_body.get("others") or {}
@@ -541,16 +542,16 @@ class ReceiptBook:
         return shoppers[0] if len(shoppers) == 1 else None
 
     def _attribute(self, inside: list[_Session], ev: ShelfEvent,
-                   arms: bool = False) -> tuple[_Session, float, dict[str, float]]:
+                   seen: list[ProductView] = ()) -> tuple[_Session, float, dict[str, float]]:
         """The payer, its probability, and the others' shares worth a ledger entry: a receipt is only
         as sure as the events it might have had and was not given."""
-        a = self.attribution(inside, ev, arms)
+        a = self.attribution(inside, ev, seen)
         self.last_attribution = a
         others = {k: round(p, 6) for k, p in sorted(a.shares.items())
                   if k != a.payer.session_id and p >= OTHERS_MIN}
         return a.payer, a.shares[a.payer.session_id], others
 
-    def attribution(self, inside: list[_Session], ev: ShelfEvent, arms: bool = False) -> Attribution:
+    def attribution(self, inside: list[_Session], ev: ShelfEvent, seen: list[ProductView] = ()) -> Attribution:
         """Who made a shelf change (no ledger write; `storefuse explain` shows the same answer).
 
         A put-back goes to whoever holds one of the candidates; among several shoppers, each gets
@@ -558,8 +559,9 @@ class ReceiptBook:
         track standing there, one far away, one not seen at all), times, for a put-back, how likely
         the items each one holds are to be the one put back; the payer is the heaviest, and
         its share of the weight is the attribution probability. Without any camera evidence the
-        latest arrival pays, at 1/n. `arms` (the recheck, once every view of the window is in, live
-        and replayed alike): whose arm the cameras saw holding the item weighs in too."""
+        latest arrival pays, at 1/n. `seen`, the change's product views (given by the recheck only, once
+        every view of the window is in, live and replayed alike): whose arm they saw holding the item
+        weighs in too."""
         pool, holders = inside, False
         if ev.kind != PICK:
             held = [s for s in inside if any(_holds(s, c) for c in ev.candidates)]
@@ -572,8 +574,8 @@ class ReceiptBook:
             # (a look-alike's holder nearby must not take the put-back of a plate's own product)
             weights = {h.session_id: weights[h.session_id] * sum(c.probability for c in ev.candidates if _holds(h, c))
                        for h in pool}
-        if weights is not None and arms:
-            links = self._links(pool, ev)
+        if weights is not None:
+            links = self._links(pool, seen)
             if links is not None:       # whose arm the cameras saw holding the item
                 weights = {k: w * links[k] for k, w in weights.items()}
         if weights is None:
@@ -585,15 +587,13 @@ class ReceiptBook:
         total = sum(raw.values())
         return Attribution(pool, holders, weights, where, payer, {k: w / total for k, w in raw.items()})
 
-    def _links(self, pool: list[_Session], ev: ShelfEvent) -> dict[str, float] | None:
+    def _links(self, pool: list[_Session], seen: list[ProductView]) -> dict[str, float] | None:
         """Per session, the tempered likelihood of the body points the cameras linked this change's
         hand to (None: no linked view). A point on a session's track says it was their arm, unless the
         estimate gave the hand to a neighbour (MISLINK) or to someone outside the pool (LINK_NOBODY):
         one camera can never make it certain."""
-        if self.views is None or self.locate is None or len(pool) < 2:
-            return None
-        linked = [v for v in self.views.for_event(ev) if v.linked]
-        if not linked:
+        linked = [v for v in seen if v.linked]
+        if not linked or self.locate is None or len(pool) < 2:
             return None
         ids = [s.session_id for s in pool]
         out = dict.fromkeys(ids, 1.0)

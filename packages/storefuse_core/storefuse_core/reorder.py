@@ -39,7 +39,11 @@ class ReorderBuffer:
         if watermark_ns > self.watermarks.get(source, -1):
             self.watermarks[source] = watermark_ns
         if now_ns is not None:
-            self.heard[source] = now_ns
+            self.heard_from(source, now_ns)
+
+    def heard_from(self, source: str, now_ns: int) -> None:
+        """The source reported at now_ns (node clock), whether or not its watermark moved."""
+        self.heard[source] = now_ns
 
     def _silent_blocker(self, stamp_ns: int, now_ns: int) -> bool:
         """Is some source that holds this stamp back silent (not heard for max_wait)?"""

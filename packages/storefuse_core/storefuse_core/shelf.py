@@ -116,6 +116,18 @@ def _sum_groups(shelf_idx: list[np.ndarray], n_plates: int) -> list[tuple[np.nda
     return groups
 
 
+def _part(deltas: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The change of plate group g alone (zero on the shelf's other plates)."""
+    part = np.zeros_like(deltas)
+    part[g] = deltas[g]
+    return part
+
+
+def _group_sd(plate_sd: np.ndarray, g) -> float:
+    """Noise sd of plate group g's summed change (+0.5 g, as for a whole shelf's)."""
+    return float(np.sqrt(np.sum(np.square(plate_sd[g]))) + 0.5)
+
+
 class ShelfDetector:
     def __init__(self, store: Store, board_id: str, params: ShelfParams | None = None):
         self.store, self.board_id = store, board_id
@@ -371,22 +383,20 @@ class ShelfDetector:
         self._pending.discard(s.k)
         noise_sd = float(sum_sd * np.sqrt(2.0 / len(sums)) + 0.5)
         plate_sd = self.sd[s.idx] * np.sqrt(2.0 / len(sums))
-        groups = self._plate_groups(deltas, plate_sd, len(sums))
-        by_product = self._plate_groups(deltas, plate_sd, len(sums), s.idx)
+        groups = self._plate_groups(deltas, plate_sd)
+        by_product = self._plate_groups(deltas, plate_sd, s.idx)
         if len(by_product) > len(groups) and self._fits_better(s, deltas, noise_sd, plate_sd, by_product):
             groups = by_product
         if len(groups) == 1:
             return self._event(s, t, s.start_ns, deltas, noise_sd, plate_sd, s.shelf_id)
         out = []
         for g in groups:
-            part = np.zeros_like(deltas)
-            part[g] = deltas[g]
             start = self._group_start(s, rows, g, before, plate_sd)
-            g_sd = float(np.sqrt(np.sum(np.square(plate_sd[g]))) + 0.5)
-            out += self._event(s, t, start, part, g_sd, plate_sd, f"{s.shelf_id}-P{int(g[0]) + 1}")
+            out += self._event(s, t, start, _part(deltas, g), _group_sd(plate_sd, g), plate_sd,
+                               f"{s.shelf_id}-P{int(g[0]) + 1}")
         return sorted(out, key=lambda e: (e.start_ns, e.event_id))
 
-    def _plate_groups(self, deltas: np.ndarray, plate_sd: np.ndarray, n: int,
+    def _plate_groups(self, deltas: np.ndarray, plate_sd: np.ndarray,
                       idx: np.ndarray | None = None) -> list[np.ndarray]:
         """Runs of neighbouring changed plates with untouched plates between them (with `idx`, the
         shelf's plates on the board: also where the planogram changes product between two changed
@@ -401,8 +411,8 @@ class ShelfDetector:
             own = [self._stocked[int(idx[i])] for i in changed]
             cut |= np.array([bool(a) and bool(b) and not (a & b) for a, b in zip(own, own[1:])], dtype=bool)
         runs = np.split(changed, np.flatnonzero(cut) + 1)
-        big = [r for r in runs if abs(deltas[r].sum()) >= max(p.min_delta_g, p.min_delta_sigma
-                                                               * (np.sqrt(np.sum(np.square(plate_sd[r]))) + 0.5))]
+        big = [r for r in runs
+               if abs(deltas[r].sum()) >= max(p.min_delta_g, p.min_delta_sigma * _group_sd(plate_sd, r))]
         if len(big) < 2:
             return [np.arange(len(deltas))]
         largest = max(range(len(big)), key=lambda i: abs(deltas[big[i]].sum()))
@@ -428,9 +438,7 @@ class ShelfDetector:
 
         split = 1.0
         for g in groups:
-            part = np.zeros_like(deltas)
-            part[g] = deltas[g]
-            split *= best(part, float(np.sqrt(np.sum(np.square(plate_sd[g]))) + 0.5))
+            split *= best(_part(deltas, g), _group_sd(plate_sd, g))
         return split > best(deltas, noise_sd)
 
     def _group_start(self, s: _ShelfState, rows, g: np.ndarray, before: np.ndarray, plate_sd: np.ndarray) -> int:

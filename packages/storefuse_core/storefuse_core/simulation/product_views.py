@@ -34,6 +34,7 @@ BODY_SD_M = 0.1             # a linked body's floor point around where the perso
 MISLINK_MAX = 0.15          # that a body standing right on the reaching arm takes the hand ...
 MISLINK_M = 0.3             # ... falling off with its distance from the arm (a Gaussian of this sd)
 BODY_HEIGHT_M = 1.0         # the point of a body that must be in the image for a link
+NAN = float("nan")          # a hand linked to no body
 
 
 class ProductViewSim:
@@ -73,6 +74,8 @@ class ProductViewSim:
         x, y, z = self.world._reach_point(plate.id)
         skus = list(self.store.gondola_skus(plate.gondola_id))      # what the camera host classifies among
         seen = self._seen(ev["sku"], t_ns, x, y, z, plate.gondola_id, plate.shelf_id, skus)
+        if not seen:
+            return seen
         people = {p.id: (p.x, p.y) for p in self.world.people_at((t_ns - T0_NS) / 1e9)}
         if ev["shopper"] not in people:
             return seen
@@ -146,9 +149,6 @@ class ProductViewSim:
             t_ns, cid, view = self.pending.pop(0)
             out.setdefault((t_ns, cid), []).append(view)
         return [(t, c, v) for (t, c), v in sorted(out.items())]
-
-
-NAN = float("nan")
 
 
 def _to_segment(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
